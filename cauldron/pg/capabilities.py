@@ -1,0 +1,137 @@
+"""Which Postgres extensions the site has, could have, and what is degraded without them."""
+
+from dataclasses import dataclass
+
+# extension -> (what it gives Cauldron, what happens without it, the prefix of the settings it
+# registers when preloaded, or None when it needs no preload)
+EXTENSIONS = {
+	"vector": (
+		"Lore embeddings and HNSW semantic search",
+		"Lore vector tables and semantic search are not created",
+		None,
+	),
+	"timescaledb": (
+		"hypertables, continuous aggregates, retention policies",
+		"native range partitions with a scheduled rollup and retention job (same views and APIs)",
+		"timescaledb",
+	),
+	"postgis": ("geospatial types", "no geospatial columns (none are required)", None),
+	"pg_stat_statements": (
+		"query statistics for `cauldron doctor`",
+		"no query statistics",
+		"pg_stat_statements",
+	),
+	"pg_partman": (
+		"partition management by the database",
+		"cauldron's own partition job manages native partitions",
+		None,
+	),
+	"pgaudit": ("statement-level audit logging", "document-level audit in core.audit_log only", "pgaudit"),
+	"pg_cron": ("in-database scheduling", "Frappe's scheduler runs the jobs", "cron"),
+}
+REQUIRED_FOR = {"vector": "lore vectors"}
+
+
+@dataclass(frozen=True)
+class Capability:
+	name: str
+	installed_version: str | None
+	available_version: str | None
+	preloaded: bool  # loaded, or needs no preload
+	can_create: bool
+
+	@property
+	def installed(self) -> bool:
+		return self.installed_version is not None
+
+	@property
+	def status(self) -> str:
+		if self.installed:
+			return f"installed {self.installed_version}"
+		if not self.available_version:
+			return "not available on this server"
+		if not self.preloaded:
+			return "available, needs shared_preload_libraries"
+		return "available, not installed"
+
+	def dba_sql(self) -> list[str]:
+		"""The statements a DBA must run to enable this capability (empty when installed)."""
+		if self.installed or not self.available_version:
+			return []
+		sql = []
+		if not self.preloaded:
+			sql.append(
+				f"ALTER SYSTEM SET shared_preload_libraries = '<current list>,{self.name}';"
+				" -- then restart PostgreSQL"
+			)
+		sql.append(f"CREATE EXTENSION IF NOT EXISTS {self.name};")
+		return sql
+
+
+def detect(cur) -> dict[str, Capability]:
+	"""One row per extension Cauldron knows, read from the catalogs of the connected database."""
+	cur.execute(
+		"""
+		SELECT n.name, e.extversion, a.default_version,
+			-- shared_preload_libraries is hidden from a site role; a loaded library's settings are not
+			n.prefix IS NULL OR EXISTS (SELECT 1 FROM pg_settings s WHERE s.name LIKE n.prefix || '.%%'),
+			(SELECT rolsuper FROM pg_roles WHERE rolname = current_user)
+			OR coalesce((SELECT bool_or(v.trusted) FROM pg_available_extension_versions v
+				WHERE v.name = n.name), false)
+				AND has_database_privilege(current_database(), 'CREATE')
+		FROM unnest(%s::text[], %s::text[]) WITH ORDINALITY AS n(name, prefix, position)
+		LEFT JOIN pg_extension e ON e.extname = n.name
+		LEFT JOIN pg_available_extensions a ON a.name = n.name
+		ORDER BY n.position
+		""",
+		(list(EXTENSIONS), [spec[2] for spec in EXTENSIONS.values()]),
+	)
+	return {
+		name: Capability(name, installed, available, bool(preloaded), bool(can_create))
+		for name, installed, available, preloaded, can_create in cur.fetchall()
+	}
+
+
+def installed(cur) -> set[str]:
+	return {name for name, cap in detect(cur).items() if cap.installed}
+
+
+def report(capabilities: dict[str, Capability], database: str) -> str:
+	"""The capability table and, below it, what is degraded and the SQL a DBA must run."""
+	rows = [("extension", "status", "gives", "without it")]
+	for name, cap in capabilities.items():
+		gives, without, _ = EXTENSIONS[name]
+		rows.append((name, cap.status, gives, "-" if cap.installed else without))
+	widths = [max(len(r[i]) for r in rows) for i in range(4)]
+	lines = ["  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip() for row in rows]
+	lines.insert(1, "  ".join("-" * w for w in widths))
+	todo = [(name, cap) for name, cap in capabilities.items() if cap.dba_sql()]
+	if todo:
+		lines.append("")
+		lines.append(f"To enable the missing capabilities, a superuser runs in database {database!r}:")
+		for _name, cap in todo:
+			lines.extend(f"  {sql}" for sql in cap.dba_sql())
+		lines.append("or: bench --site SITE cauldron provision --db-root-username U --db-root-password P")
+	missing = [name for name, cap in capabilities.items() if not cap.available_version]
+	if missing:
+		lines.append(f"Not on this server (install the OS package first): {', '.join(missing)}")
+	return "\n".join(lines)
+
+
+def create_extensions(cur, names: list[str]) -> list[str]:
+	"""Create the given extensions where the server has them; needs a privileged connection.
+
+	Returns the names created. An extension the server lacks, or one that needs a preload the server
+	was not started with, is left out rather than failing the rest.
+	"""
+	caps = detect(cur)
+	created = []
+	for name in names:
+		cap = caps[name]
+		if cap.installed or not cap.available_version:
+			continue
+		if not cap.preloaded:
+			continue
+		cur.execute(f'CREATE EXTENSION IF NOT EXISTS "{name}"')
+		created.append(name)
+	return created

@@ -1,0 +1,441 @@
+"""Time-series tables: TimescaleDB hypertables where the extension is installed, native range
+partitions otherwise. Both paths expose the same relations (`synapse.metrics`,
+`synapse.metrics_hourly`, `aegis.security_events`, `core.audit_log`) and the same functions.
+
+Native path:
+- each table is `PARTITION BY RANGE` on its time column with a DEFAULT partition, so a row outside
+  the partitions made so far is kept, never refused; `maintain_partitions` creates partitions ahead,
+  moves rows out of the default partition, and enforces retention by dropping whole partitions;
+- `synapse.metrics_hourly` is a table. A statement trigger on `synapse.metrics` logs the time span
+  of every insert into `synapse.rollup_invalidations` (insert-only: concurrent writers never wait
+  on each other), and `refresh_rollups` recomputes exactly the hours those spans touch.
+"""
+
+import csv
+import io
+import json
+import math
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from cauldron.pg import CauldronDBError
+from cauldron.pg.ledger import Step
+
+
+@dataclass(frozen=True)
+class TimeSeriesTable:
+	schema: str
+	name: str
+	time_column: str
+	columns: str
+	constraints: str
+	period: str  # partition / chunk width: day | week | month
+	indexes: tuple[str, ...]
+
+	@property
+	def qualified(self) -> str:
+		return f"{self.schema}.{self.name}"
+
+
+METRICS = TimeSeriesTable(
+	schema="synapse",
+	name="metrics",
+	time_column="time",
+	columns="""
+	time timestamptz NOT NULL,
+	metric_name varchar(100) NOT NULL,
+	value double precision NOT NULL,
+	dimensions jsonb NOT NULL DEFAULT '{}'""",
+	constraints="",
+	period="day",
+	indexes=(
+		"CREATE INDEX IF NOT EXISTS idx_metrics_metric_name ON synapse.metrics (metric_name, time DESC)",
+		"CREATE INDEX IF NOT EXISTS idx_metrics_dimensions ON synapse.metrics USING gin (dimensions)",
+	),
+)
+
+SECURITY_EVENTS = TimeSeriesTable(
+	schema="aegis",
+	name="security_events",
+	time_column="event_time",
+	columns="""
+	id uuid NOT NULL DEFAULT gen_random_uuid(),
+	event_time timestamptz NOT NULL,
+	event_type varchar(100) NOT NULL,
+	source varchar(100) NOT NULL,
+	severity varchar(20) NOT NULL,
+	description text,
+	raw_data jsonb,
+	processed_data jsonb,
+	is_incident boolean NOT NULL DEFAULT false,
+	created_at timestamptz NOT NULL DEFAULT now()""",
+	# Unique keys of a partitioned table or hypertable must contain the time column.
+	constraints=",\n\tPRIMARY KEY (id, event_time)",
+	period="week",
+	indexes=(
+		"CREATE INDEX IF NOT EXISTS idx_security_events_type"
+		" ON aegis.security_events (event_type, event_time DESC)",
+		"CREATE INDEX IF NOT EXISTS idx_security_events_incident"
+		" ON aegis.security_events (event_time DESC) WHERE is_incident",
+	),
+)
+
+AUDIT_LOG = TimeSeriesTable(
+	schema="core",
+	name="audit_log",
+	time_column="created_at",
+	columns="""
+	id uuid NOT NULL DEFAULT gen_random_uuid(),
+	created_at timestamptz NOT NULL DEFAULT clock_timestamp(),
+	user_id varchar(140),
+	action varchar(50) NOT NULL,
+	resource_type varchar(140) NOT NULL,
+	resource_id varchar(140),
+	old_values jsonb,
+	new_values jsonb,
+	ip_address varchar(45),
+	user_agent text,
+	pii_salt bytea,
+	pii_digest bytea,
+	erased_at timestamptz,
+	seq bigint,
+	prev_hash bytea,
+	row_hash bytea""",
+	constraints=",\n\tPRIMARY KEY (id, created_at)",
+	period="month",
+	indexes=(
+		"CREATE INDEX IF NOT EXISTS idx_audit_log_resource"
+		" ON core.audit_log (resource_type, resource_id, created_at DESC)",
+		"CREATE INDEX IF NOT EXISTS idx_audit_log_user ON core.audit_log (user_id, created_at DESC)",
+		"CREATE INDEX IF NOT EXISTS idx_audit_log_seq ON core.audit_log (seq) WHERE seq IS NOT NULL",
+		"CREATE INDEX IF NOT EXISTS idx_audit_log_unsealed ON core.audit_log (created_at) WHERE seq IS NULL",
+	),
+)
+
+TABLES = (METRICS, SECURITY_EVENTS, AUDIT_LOG)
+PERIOD_INTERVAL = {"day": "1 day", "week": "7 days", "month": "1 month"}
+# Partitions kept ready ahead of now, per period.
+AHEAD = {"day": 7, "week": 4, "month": 3}
+
+ROLLUP_COLUMNS = """
+	avg(value) AS avg_value,
+	min(value) AS min_value,
+	max(value) AS max_value,
+	count(*) AS sample_count"""
+
+
+def steps(timescale: bool) -> list[Step]:
+	"""The ledger steps for every time-series table, for the path this database takes."""
+	requires = frozenset({"timescaledb"}) if timescale else frozenset()
+	result = []
+	for table in TABLES:
+		ddl = f"CREATE TABLE IF NOT EXISTS {table.qualified} ({table.columns}{table.constraints}\n)"
+		if timescale:
+			sql = [
+				ddl,
+				f"SELECT create_hypertable('{table.qualified}', by_range('{table.time_column}',"
+				f" INTERVAL '{PERIOD_INTERVAL[table.period]}'), if_not_exists => TRUE)",
+			]
+		else:
+			sql = [
+				f"{ddl} PARTITION BY RANGE ({table.time_column})",
+				f"CREATE TABLE IF NOT EXISTS {table.qualified}_default PARTITION OF {table.qualified} DEFAULT",
+				f"CREATE INDEX IF NOT EXISTS idx_{table.name}_time_brin"
+				f" ON {table.qualified} USING brin ({table.time_column})",
+			]
+		result.append(Step(f"timeseries:{table.qualified}", ";\n".join([*sql, *table.indexes]), requires))
+	result.append(Step("timeseries:synapse.metrics_hourly", _rollup_sql(timescale), requires))
+	return result
+
+
+def _rollup_sql(timescale: bool) -> str:
+	if timescale:
+		# Seed 6.1: a continuous aggregate with an hourly refresh policy. WITH NO DATA lets it be
+		# created inside the provisioning transaction; the policy fills it.
+		return f"""
+CREATE MATERIALIZED VIEW IF NOT EXISTS synapse.metrics_hourly WITH (timescaledb.continuous) AS
+SELECT time_bucket(INTERVAL '1 hour', time) AS bucket, metric_name, dimensions,{ROLLUP_COLUMNS}
+FROM synapse.metrics
+GROUP BY bucket, metric_name, dimensions
+WITH NO DATA;
+SELECT add_continuous_aggregate_policy('synapse.metrics_hourly',
+	start_offset => INTERVAL '3 days', end_offset => INTERVAL '1 hour',
+	schedule_interval => INTERVAL '1 hour', if_not_exists => TRUE)"""
+	return """
+CREATE TABLE IF NOT EXISTS synapse.metrics_hourly (
+	bucket timestamptz NOT NULL,
+	metric_name varchar(100) NOT NULL,
+	dimensions jsonb NOT NULL,
+	avg_value double precision NOT NULL,
+	min_value double precision NOT NULL,
+	max_value double precision NOT NULL,
+	sample_count bigint NOT NULL,
+	PRIMARY KEY (bucket, metric_name, dimensions)
+);
+CREATE TABLE IF NOT EXISTS synapse.rollup_invalidations (
+	low timestamptz NOT NULL,
+	high timestamptz NOT NULL
+);
+CREATE OR REPLACE FUNCTION synapse.log_metrics_invalidation() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+	INSERT INTO synapse.rollup_invalidations (low, high)
+	SELECT min(time), max(time) FROM new_points HAVING count(*) > 0;
+	RETURN NULL;
+END $$;
+DROP TRIGGER IF EXISTS metrics_invalidate_rollup ON synapse.metrics;
+CREATE TRIGGER metrics_invalidate_rollup AFTER INSERT ON synapse.metrics
+	REFERENCING NEW TABLE AS new_points FOR EACH STATEMENT
+	EXECUTE FUNCTION synapse.log_metrics_invalidation()"""
+
+
+def uses_timescale(cur) -> bool:
+	"""Which path this database took: whether synapse.metrics is a hypertable."""
+	cur.execute("SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'timescaledb')")
+	if not cur.fetchone()[0]:
+		return False
+	cur.execute(
+		"SELECT EXISTS (SELECT 1 FROM timescaledb_information.hypertables"
+		" WHERE hypertable_schema = 'synapse' AND hypertable_name = 'metrics')"
+	)
+	return cur.fetchone()[0]
+
+
+# --- retention ---------------------------------------------------------------------------------
+
+
+def apply_retention_policies(cur, retention_days: dict[str, int | None]) -> None:
+	"""Make TimescaleDB's retention policies match the settings (qualified table -> days or None).
+
+	On the native path retention is enforced by `maintain_partitions`; nothing to do here.
+	"""
+	if not uses_timescale(cur):
+		return
+	for table in TABLES:
+		days = retention_days.get(table.qualified)
+		cur.execute("SELECT remove_retention_policy(%s, if_exists => TRUE)", (table.qualified,))
+		if days:
+			cur.execute(
+				"SELECT add_retention_policy(%s, drop_after => make_interval(days => %s))",
+				(table.qualified, int(days)),
+			)
+
+
+# --- native partitions -------------------------------------------------------------------------
+
+
+def period_start(moment: datetime, period: str) -> datetime:
+	moment = moment.astimezone(UTC)
+	day = moment.replace(hour=0, minute=0, second=0, microsecond=0)
+	if period == "day":
+		return day
+	if period == "week":
+		return day - timedelta(days=day.weekday())
+	return day.replace(day=1)
+
+
+def period_end(start: datetime, period: str) -> datetime:
+	if period == "day":
+		return start + timedelta(days=1)
+	if period == "week":
+		return start + timedelta(days=7)
+	return (start + timedelta(days=32)).replace(day=1)
+
+
+def partition_name(table: TimeSeriesTable, start: datetime) -> str:
+	return f"{table.name}_p{start:%Y%m%d}"
+
+
+_BOUND = re.compile(r"FROM \('([^']+)'\) TO \('([^']+)'\)")
+
+
+def partitions(cur, table: TimeSeriesTable) -> list[tuple[str, datetime, datetime]]:
+	"""(name, lower, upper) of each range partition, oldest first; the default partition is not listed."""
+	cur.execute(
+		"""
+		SELECT c.relname, pg_get_expr(c.relpartbound, c.oid)
+		FROM pg_inherits i
+		JOIN pg_class c ON c.oid = i.inhrelid
+		WHERE i.inhparent = %s::regclass
+		""",
+		(table.qualified,),
+	)
+	result = []
+	for name, bound in cur.fetchall():
+		match = _BOUND.search(bound)
+		if match:
+			low, high = (_parse_bound(v) for v in match.groups())
+			result.append((name, low, high))
+	return sorted(result, key=lambda p: p[1])
+
+
+def _parse_bound(value: str) -> datetime:
+	# pg_get_expr renders bounds in the session time zone, e.g. '2026-11-25 00:00:00+00'
+	if re.search(r"[+-]\d\d$", value):
+		value += ":00"
+	return datetime.fromisoformat(value)
+
+
+def ensure_partition(cur, table: TimeSeriesTable, start: datetime) -> bool:
+	"""Create the partition that begins at `start`; returns whether it was created.
+
+	Rows already sitting in the default partition for that range are moved into the new partition
+	in the same transaction (Postgres refuses to create a partition that would shadow them).
+	"""
+	end = period_end(start, table.period)
+	name = partition_name(table, start)
+	cur.execute("SELECT to_regclass(%s) IS NOT NULL", (f"{table.schema}.{name}",))
+	if cur.fetchone()[0]:
+		return False
+	target = f"{table.schema}.{name}"
+	default = f"{table.qualified}_default"
+	cur.execute(
+		f"SELECT EXISTS (SELECT 1 FROM {default} WHERE {table.time_column} >= %s AND {table.time_column} < %s)",
+		(start, end),
+	)
+	if not cur.fetchone()[0]:
+		cur.execute(
+			f"CREATE TABLE {target} PARTITION OF {table.qualified} FOR VALUES FROM (%s) TO (%s)",
+			(start, end),
+		)
+		return True
+	cur.execute(f"CREATE TABLE {target} (LIKE {table.qualified} INCLUDING DEFAULTS INCLUDING CONSTRAINTS)")
+	cur.execute(
+		f"""
+		WITH moved AS (
+			DELETE FROM {default} WHERE {table.time_column} >= %s AND {table.time_column} < %s RETURNING *
+		)
+		INSERT INTO {target} SELECT * FROM moved
+		""",
+		(start, end),
+	)
+	cur.execute(
+		f"ALTER TABLE {table.qualified} ATTACH PARTITION {target} FOR VALUES FROM (%s) TO (%s)",
+		(start, end),
+	)
+	return True
+
+
+def maintain_partitions(
+	cur, retention_days: dict[str, int | None], now: datetime | None = None
+) -> dict[str, dict[str, list[str]]]:
+	"""The native path's daily job: partitions ahead, rows out of the default partition, retention.
+
+	Retention drops whole partitions whose every row is older than the limit; it never DELETEs.
+	Returns, per table, the partitions created and dropped.
+	"""
+	if uses_timescale(cur):
+		return {}
+	now = now or datetime.now(UTC)
+	report = {}
+	for table in TABLES:
+		created, dropped = [], []
+		start = period_start(now, table.period)
+		for _ in range(AHEAD[table.period] + 1):
+			if ensure_partition(cur, table, start):
+				created.append(partition_name(table, start))
+			start = period_end(start, table.period)
+		cur.execute(
+			f"SELECT DISTINCT date_trunc('day', {table.time_column}, 'UTC') FROM {table.qualified}_default"
+		)
+		for (day,) in cur.fetchall():
+			begin = period_start(day, table.period)
+			if ensure_partition(cur, table, begin):
+				created.append(partition_name(table, begin))
+		days = retention_days.get(table.qualified)
+		if days:
+			cutoff = now - timedelta(days=int(days))
+			for name, _low, high in partitions(cur, table):
+				if high <= cutoff:
+					before_drop(cur, table, name)
+					cur.execute(f"DROP TABLE {table.schema}.{name}")
+					dropped.append(name)
+		report[table.qualified] = {"created": created, "dropped": dropped}
+	return report
+
+
+def before_drop(cur, table: TimeSeriesTable, partition: str) -> None:
+	"""Anchor the audit hash chain before its oldest rows go, so verification can start after them."""
+	if table is AUDIT_LOG:
+		from cauldron.pg import audit
+
+		audit.anchor_before_drop(cur, f"{table.schema}.{partition}")
+
+
+# --- metrics -----------------------------------------------------------------------------------
+
+
+def _point_row(point) -> tuple[str, str, float, str]:
+	time, metric_name, value, dimensions = point
+	if not isinstance(time, datetime) or time.tzinfo is None:
+		raise CauldronDBError(f"metric time must be a timezone-aware datetime, got {time!r}")
+	if not isinstance(metric_name, str) or not metric_name.strip() or len(metric_name) > 100:
+		raise CauldronDBError(f"metric_name must be 1 to 100 characters, got {metric_name!r}")
+	try:
+		value = float(value)
+	except (TypeError, ValueError):
+		raise CauldronDBError(f"metric {metric_name!r}: value {value!r} is not a number") from None
+	if not math.isfinite(value):
+		raise CauldronDBError(f"metric {metric_name!r}: value {value!r} is not finite")
+	if dimensions is None:
+		dimensions = {}
+	if not isinstance(dimensions, dict):
+		raise CauldronDBError(f"metric {metric_name!r}: dimensions must be an object, got {dimensions!r}")
+	return time.isoformat(), metric_name, value, json.dumps(dimensions, sort_keys=True, default=str)
+
+
+def write_metrics(cur, points: Iterable[tuple]) -> int:
+	"""Write (time, metric_name, value, dimensions) points with one COPY; returns the count.
+
+	Every point is checked before anything is sent, so a bad point loses none of the others:
+	the call fails whole and the caller's transaction decides.
+	"""
+	rows = [_point_row(p) for p in points]
+	if not rows:
+		return 0
+	buffer = io.StringIO()
+	csv.writer(buffer).writerows(rows)
+	buffer.seek(0)
+	cur.copy_expert(
+		"COPY synapse.metrics (time, metric_name, value, dimensions) FROM STDIN WITH (FORMAT csv)", buffer
+	)
+	return len(rows)
+
+
+def refresh_rollups(cur) -> int:
+	"""Recompute the hours of `synapse.metrics_hourly` touched since the last refresh; returns how many.
+
+	On TimescaleDB the continuous aggregate policy does this; the call is then a no-op.
+	"""
+	if uses_timescale(cur):
+		return 0
+	cur.execute("SELECT pg_advisory_xact_lock(hashtext('cauldron.metrics_hourly'))")
+	cur.execute(
+		"""
+		CREATE TEMP TABLE rollup_buckets ON COMMIT DROP AS
+		WITH taken AS (DELETE FROM synapse.rollup_invalidations RETURNING low, high)
+		SELECT DISTINCT generate_series(
+			date_trunc('hour', low, 'UTC'), date_trunc('hour', high, 'UTC'), INTERVAL '1 hour'
+		) AS bucket
+		FROM taken
+		"""
+	)
+	cur.execute("DELETE FROM synapse.metrics_hourly h USING rollup_buckets b WHERE h.bucket = b.bucket")
+	cur.execute(
+		f"""
+		INSERT INTO synapse.metrics_hourly
+			(bucket, metric_name, dimensions, avg_value, min_value, max_value, sample_count)
+		SELECT date_trunc('hour', m.time, 'UTC') AS bucket, m.metric_name, m.dimensions,{ROLLUP_COLUMNS}
+		FROM synapse.metrics m
+		WHERE m.time >= (SELECT min(bucket) FROM rollup_buckets)
+			AND m.time < (SELECT max(bucket) + INTERVAL '1 hour' FROM rollup_buckets)
+			AND date_trunc('hour', m.time, 'UTC') IN (SELECT bucket FROM rollup_buckets)
+		GROUP BY 1, 2, 3
+		"""
+	)
+	cur.execute("SELECT count(*) FROM rollup_buckets")
+	count = cur.fetchone()[0]
+	cur.execute("DROP TABLE rollup_buckets")
+	return count

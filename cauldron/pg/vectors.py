@@ -1,0 +1,242 @@
+"""Lore's vector tables: document chunks and entity embeddings, HNSW-indexed for cosine search.
+
+The dimension is a site setting fixed when the tables are created (the column type carries it).
+pgvector's HNSW index takes `vector` up to 2000 dimensions; above that the index and the queries
+use a `halfvec` expression instead, up to halfvec's 4000.
+"""
+
+import math
+from dataclasses import dataclass
+
+from pgvector import Vector
+from pgvector.psycopg2 import register_vector
+
+from cauldron.pg import CauldronDBError
+from cauldron.pg.ledger import Step
+
+DEFAULT_DIMENSION = 384  # all-MiniLM-L6-v2 and other small local models
+MAX_VECTOR_INDEX_DIMENSION = 2000
+MAX_DIMENSION = 4000
+# metric -> (distance operator, index operator class suffix)
+METRICS = {"cosine": "<=>", "l2": "<->", "inner_product": "<#>"}
+DEFAULT_EF_SEARCH = 100
+
+
+class VectorDimensionError(CauldronDBError):
+	pass
+
+
+class VectorsUnavailable(CauldronDBError):
+	pass
+
+
+def check_dimension(dimension) -> int:
+	if not isinstance(dimension, int) or isinstance(dimension, bool) or not 1 <= dimension <= MAX_DIMENSION:
+		raise VectorDimensionError(
+			f"embedding dimension must be a whole number from 1 to {MAX_DIMENSION}, got {dimension!r}"
+		)
+	return dimension
+
+
+def _indexed(column: str, dimension: int) -> str:
+	"""The expression the HNSW index is built on, and that ORDER BY must repeat to use it."""
+	if dimension > MAX_VECTOR_INDEX_DIMENSION:
+		return f"({column}::halfvec({dimension}))"
+	return column
+
+
+def steps(dimension: int) -> list[Step]:
+	dimension = check_dimension(dimension)
+	opclass = "halfvec_cosine_ops" if dimension > MAX_VECTOR_INDEX_DIMENSION else "vector_cosine_ops"
+	chunks = f"""
+CREATE TABLE IF NOT EXISTS lore.document_chunks (
+	id uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+	document_id varchar(140) NOT NULL,
+	chunk_index integer NOT NULL CHECK (chunk_index >= 0),
+	content text NOT NULL,
+	metadata jsonb NOT NULL DEFAULT '{{}}',
+	embedding vector({dimension}),
+	created_at timestamptz NOT NULL DEFAULT now(),
+	UNIQUE (document_id, chunk_index)
+);
+CREATE INDEX IF NOT EXISTS idx_document_chunks_embedding
+	ON lore.document_chunks USING hnsw ({_indexed("embedding", dimension)} {opclass});
+CREATE INDEX IF NOT EXISTS idx_document_chunks_metadata ON lore.document_chunks USING gin (metadata)"""
+	entities = f"""
+CREATE TABLE IF NOT EXISTS lore.entity_embeddings (
+	entity_id varchar(140) PRIMARY KEY,
+	embedding vector({dimension}) NOT NULL,
+	updated_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX IF NOT EXISTS idx_entity_embeddings_embedding
+	ON lore.entity_embeddings USING hnsw ({_indexed("embedding", dimension)} {opclass})"""
+	requires = frozenset({"vector"})
+	return [
+		Step("vectors:lore.document_chunks", chunks, requires),
+		Step("vectors:lore.entity_embeddings", entities, requires),
+	]
+
+
+def table_dimension(cur, table: str = "lore.document_chunks") -> int:
+	"""The dimension the table was created with; a clear error when vectors are not provisioned."""
+	cur.execute(
+		"""
+		SELECT a.atttypmod FROM pg_attribute a
+		WHERE a.attrelid = to_regclass(%s) AND a.attname = 'embedding' AND NOT a.attisdropped
+		""",
+		(table,),
+	)
+	row = cur.fetchone()
+	if row is None:
+		raise VectorsUnavailable(
+			f"{table} does not exist: pgvector is not installed in this database. A superuser runs "
+			"CREATE EXTENSION vector; then `bench --site SITE migrate` (or `cauldron provision`) creates it."
+		)
+	return row[0]
+
+
+def _vector(values, dimension: int, what: str) -> Vector:
+	try:
+		floats = [float(v) for v in values]
+	except (TypeError, ValueError):
+		raise VectorDimensionError(f"{what} must be a list of numbers") from None
+	if len(floats) != dimension:
+		raise VectorDimensionError(
+			f"{what} has {len(floats)} dimensions; this site's embeddings have {dimension}"
+			" (Cauldron Settings > Embedding Dimension)"
+		)
+	if not all(math.isfinite(v) for v in floats):
+		raise VectorDimensionError(f"{what} contains a value that is not finite")
+	return Vector(floats)
+
+
+@dataclass(frozen=True)
+class Chunk:
+	chunk_index: int
+	content: str
+	embedding: list[float] | None
+	metadata: dict | None = None
+
+
+def replace_document_chunks(cur, document_id: str, chunks: list[Chunk]) -> int:
+	"""Make the document's chunks exactly `chunks` (one multi-row statement); returns the count."""
+	import json
+
+	from psycopg2.extras import execute_values
+
+	dimension = table_dimension(cur)
+	register_vector(cur)
+	rows = []
+	seen = set()
+	for chunk in chunks:
+		if not isinstance(chunk.chunk_index, int) or chunk.chunk_index < 0:
+			raise CauldronDBError(f"chunk_index must be a whole number >= 0, got {chunk.chunk_index!r}")
+		if chunk.chunk_index in seen:
+			raise CauldronDBError(f"chunk_index {chunk.chunk_index} appears twice for {document_id}")
+		seen.add(chunk.chunk_index)
+		if not isinstance(chunk.content, str) or not chunk.content:
+			raise CauldronDBError(f"chunk {chunk.chunk_index} of {document_id} has no content")
+		embedding = (
+			None
+			if chunk.embedding is None
+			else _vector(chunk.embedding, dimension, f"chunk {chunk.chunk_index}'s embedding")
+		)
+		rows.append(
+			(document_id, chunk.chunk_index, chunk.content, json.dumps(chunk.metadata or {}), embedding)
+		)
+	cur.execute(
+		"DELETE FROM lore.document_chunks WHERE document_id = %s AND NOT chunk_index = ANY(%s)",
+		(document_id, sorted(seen)),
+	)
+	if rows:
+		execute_values(
+			cur,
+			"""
+			INSERT INTO lore.document_chunks (document_id, chunk_index, content, metadata, embedding)
+			VALUES %s
+			ON CONFLICT (document_id, chunk_index) DO UPDATE
+				SET content = EXCLUDED.content, metadata = EXCLUDED.metadata, embedding = EXCLUDED.embedding
+			""",
+			rows,
+			template="(%s, %s, %s, %s::jsonb, %s)",
+		)
+	return len(rows)
+
+
+def delete_document_chunks(cur, document_id: str) -> None:
+	cur.execute("SELECT to_regclass('lore.document_chunks') IS NOT NULL")
+	if cur.fetchone()[0]:
+		cur.execute("DELETE FROM lore.document_chunks WHERE document_id = %s", (document_id,))
+
+
+def set_entity_embedding(cur, entity_id: str, embedding) -> None:
+	dimension = table_dimension(cur, "lore.entity_embeddings")
+	register_vector(cur)
+	cur.execute(
+		"""
+		INSERT INTO lore.entity_embeddings (entity_id, embedding) VALUES (%s, %s)
+		ON CONFLICT (entity_id) DO UPDATE SET embedding = EXCLUDED.embedding, updated_at = now()
+		""",
+		(entity_id, _vector(embedding, dimension, "entity embedding")),
+	)
+
+
+def _distance(metric: str, dimension: int) -> str:
+	if metric not in METRICS:
+		raise CauldronDBError(f"unknown metric {metric!r}: use one of {', '.join(METRICS)}")
+	if dimension > MAX_VECTOR_INDEX_DIMENSION:
+		return f"{_indexed('embedding', dimension)} {METRICS[metric]} %(query)s::halfvec({dimension})"
+	return f"embedding {METRICS[metric]} %(query)s"
+
+
+def _search_settings(cur, ef_search: int, filtered: bool) -> None:
+	cur.execute("SELECT set_config('hnsw.ef_search', %s, true)", (str(int(ef_search)),))
+	if filtered:
+		# pgvector 0.8: keep scanning the graph until enough rows pass the filter.
+		cur.execute("SELECT extversion FROM pg_extension WHERE extname = 'vector'")
+		version = tuple(int(p) for p in cur.fetchone()[0].split(".")[:2])
+		if version >= (0, 8):
+			cur.execute("SELECT set_config('hnsw.iterative_scan', 'relaxed_order', true)")
+
+
+def search_chunks(
+	cur,
+	embedding,
+	limit: int = 10,
+	metadata_filter: dict | None = None,
+	metric: str = "cosine",
+	ef_search: int = DEFAULT_EF_SEARCH,
+) -> list[dict]:
+	"""The `limit` chunks nearest to `embedding`, optionally only those whose metadata contains
+	`metadata_filter`. Cosine uses the HNSW index; l2 and inner_product scan exactly."""
+	import json
+
+	dimension = table_dimension(cur)
+	if not isinstance(limit, int) or not 1 <= limit <= 1000:
+		raise CauldronDBError(f"limit must be a whole number from 1 to 1000, got {limit!r}")
+	if metadata_filter is not None and not isinstance(metadata_filter, dict):
+		raise CauldronDBError(f"metadata filter must be an object, got {metadata_filter!r}")
+	distance = _distance(metric, dimension)
+	register_vector(cur)
+	_search_settings(cur, max(ef_search, limit), metadata_filter is not None)
+	where = "WHERE embedding IS NOT NULL" + (" AND metadata @> %(filter)s::jsonb" if metadata_filter else "")
+	# relaxed_order may return near-ties out of order: sort the few rows again outside.
+	cur.execute(
+		f"""
+		WITH nearest AS MATERIALIZED (
+			SELECT id, document_id, chunk_index, content, metadata, {distance} AS distance
+			FROM lore.document_chunks
+			{where}
+			ORDER BY {distance}
+			LIMIT %(limit)s
+		)
+		SELECT id, document_id, chunk_index, content, metadata, distance FROM nearest ORDER BY distance
+		""",
+		{
+			"query": _vector(embedding, dimension, "query embedding"),
+			"filter": json.dumps(metadata_filter or {}),
+			"limit": limit,
+		},
+	)
+	columns = [c.name for c in cur.description]
+	return [dict(zip(columns, row, strict=True)) for row in cur.fetchall()]

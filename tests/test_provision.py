@@ -1,0 +1,196 @@
+import threading
+
+import pytest
+
+from cauldron.pg import capabilities, provision
+from cauldron.pg.vectors import VectorDimensionError
+
+
+def catalog_snapshot(cur):
+	"""Every relation, column, index and constraint in Cauldron's schemas, for idempotency checks."""
+	cur.execute(
+		"""
+		SELECT n.nspname, c.relname, c.relkind,
+			(SELECT array_agg(a.attname || ' ' || format_type(a.atttypid, a.atttypmod) ORDER BY a.attnum)
+				FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped),
+			(SELECT array_agg(pg_get_constraintdef(k.oid) ORDER BY 1) FROM pg_constraint k WHERE k.conrelid = c.oid),
+			pg_get_indexdef(c.oid)
+		FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+		WHERE n.nspname = ANY(%s)
+		ORDER BY 1, 2
+		""",
+		(list(provision.SCHEMAS),),
+	)
+	return cur.fetchall()
+
+
+def test_provision_creates_schemas_tables_and_ledger(db):
+	conn = db.connect()
+	cur = conn.cursor()
+	result = provision.provision(cur)
+	conn.commit()
+
+	assert set(result.created_schemas) == set(provision.SCHEMAS)
+	assert [o.status for o in result.outcomes] == ["applied"] * len(result.outcomes)
+	for table in (
+		"synapse.metrics",
+		"synapse.metrics_hourly",
+		"aegis.security_events",
+		"core.audit_log",
+		"lore.document_chunks",
+		"lore.entity_embeddings",
+	):
+		cur.execute("SELECT to_regclass(%s) IS NOT NULL", (table,))
+		assert cur.fetchone()[0], table
+	cur.execute("SELECT step FROM command.ddl_ledger ORDER BY step")
+	assert [r[0] for r in cur.fetchall()] == sorted(o.step for o in result.outcomes)
+	cur.execute("SELECT relkind FROM pg_class WHERE oid = 'synapse.metrics'::regclass")
+	assert cur.fetchone()[0] == "p"  # native partitioning: no TimescaleDB here
+	cur.execute(
+		"SELECT indexdef FROM pg_indexes WHERE schemaname = 'synapse' AND tablename = 'metrics' ORDER BY 1"
+	)
+	indexdefs = " ".join(r[0] for r in cur.fetchall())
+	assert "USING gin (dimensions)" in indexdefs
+	assert "USING brin" in indexdefs
+	assert '(metric_name, "time" DESC)' in indexdefs
+	cur.execute(
+		"SELECT indexdef FROM pg_indexes WHERE tablename = 'document_chunks' AND indexdef LIKE '%hnsw%'"
+	)
+	assert "vector_cosine_ops" in cur.fetchone()[0]
+
+
+def test_provision_twice_is_a_no_op(provisioned):
+	_db, conn = provisioned
+	cur = conn.cursor()
+	before = catalog_snapshot(cur)
+	cur.execute("SELECT step, checksum, applied_at FROM command.ddl_ledger ORDER BY step")
+	ledger_before = cur.fetchall()
+
+	result = provision.provision(cur)
+	conn.commit()
+
+	assert {o.status for o in result.outcomes} == {"unchanged"}
+	assert result.created_schemas == []
+	assert catalog_snapshot(cur) == before
+	cur.execute("SELECT step, checksum, applied_at FROM command.ddl_ledger ORDER BY step")
+	assert cur.fetchall() == ledger_before
+
+
+def test_changed_step_is_reported_and_not_reapplied(provisioned):
+	_db, conn = provisioned
+	cur = conn.cursor()
+	result = provision.provision(cur, provision.Settings(embedding_dimension=768))
+	conn.commit()
+
+	changed = {o.step for o in result.by_status("changed")}
+	assert changed == {"vectors:lore.document_chunks", "vectors:lore.entity_embeddings"}
+	assert "not re-applied" in result.summary()
+	cur.execute(
+		"SELECT format_type(atttypid, atttypmod) FROM pg_attribute"
+		" WHERE attrelid = 'lore.document_chunks'::regclass AND attname = 'embedding'"
+	)
+	assert cur.fetchone()[0] == "vector(384)"
+
+
+def test_without_pgvector_install_succeeds_and_names_the_sql(bare_db):
+	conn = bare_db.connect()
+	cur = conn.cursor()
+	result = provision.provision(cur)
+	conn.commit()
+
+	skipped = {o.step: o.detail for o in result.by_status("skipped")}
+	assert set(skipped) == {"vectors:lore.document_chunks", "vectors:lore.entity_embeddings"}
+	assert all("vector" in detail for detail in skipped.values())
+	assert "CREATE EXTENSION IF NOT EXISTS vector;" in result.summary()
+	assert f"in database {bare_db.name!r}" in result.summary()
+	cur.execute("SELECT to_regclass('lore.document_chunks')")
+	assert cur.fetchone()[0] is None
+	cur.execute("SELECT count(*) FROM command.ddl_ledger WHERE step LIKE 'vectors:%'")
+	assert cur.fetchone()[0] == 0
+
+	# The DBA runs the printed SQL; the next migrate completes the install.
+	bare_db.create_extension("vector")
+	result = provision.provision(cur)
+	conn.commit()
+	assert {o.step for o in result.by_status("applied")} == set(skipped)
+	cur.execute("SELECT to_regclass('lore.document_chunks') IS NOT NULL")
+	assert cur.fetchone()[0]
+
+
+def test_invalid_dimension_creates_nothing(db):
+	conn = db.connect()
+	cur = conn.cursor()
+	for bad in (0, 4001, "384", 38.4, True):
+		with pytest.raises(VectorDimensionError, match="dimension"):
+			provision.provision(cur, provision.Settings(embedding_dimension=bad))
+		conn.rollback()
+	cur.execute("SELECT count(*) FROM pg_namespace WHERE nspname = ANY(%s)", (list(provision.SCHEMAS),))
+	assert cur.fetchone()[0] == 0
+
+
+def test_large_dimension_uses_halfvec_index(db):
+	conn = db.connect()
+	cur = conn.cursor()
+	provision.provision(cur, provision.Settings(embedding_dimension=3072))
+	conn.commit()
+	cur.execute("SELECT indexdef FROM pg_indexes WHERE indexname = 'idx_document_chunks_embedding'")
+	indexdef = cur.fetchone()[0]
+	assert "halfvec(3072)" in indexdef and "halfvec_cosine_ops" in indexdef
+
+
+def test_drop_schemas_leaves_schemas_it_did_not_create(db):
+	admin = db.admin().cursor()
+	admin.execute("CREATE SCHEMA auth; CREATE TABLE auth.identities (id int)")
+	conn = db.connect()
+	cur = conn.cursor()
+	result = provision.provision(cur)
+	conn.commit()
+	assert "auth" not in result.created_schemas
+
+	dropped = provision.drop_schemas(cur)
+	conn.commit()
+
+	assert set(dropped) == set(provision.SCHEMAS) - {"auth"}
+	cur.execute("SELECT nspname FROM pg_namespace WHERE nspname = ANY(%s)", (list(provision.SCHEMAS),))
+	assert [r[0] for r in cur.fetchall()] == ["auth"]
+	admin.execute("SELECT to_regclass('auth.identities') IS NOT NULL")
+	assert admin.fetchone()[0]
+
+
+def test_concurrent_provisioning_applies_each_step_once(db):
+	errors = []
+
+	def run():
+		conn = db.connect()
+		try:
+			with conn.cursor() as cur:
+				provision.provision(cur)
+			conn.commit()
+		except Exception as e:  # collected and asserted below
+			errors.append(e)
+
+	threads = [threading.Thread(target=run) for _ in range(3)]
+	for t in threads:
+		t.start()
+	for t in threads:
+		t.join()
+
+	assert errors == []
+	cur = db.connect().cursor()
+	cur.execute("SELECT step, count(*) FROM command.ddl_ledger GROUP BY step HAVING count(*) > 1")
+	assert cur.fetchall() == []
+	cur.execute("SELECT count(*) FROM command.ddl_ledger")
+	assert cur.fetchone()[0] == len(provision.all_steps(provision.Settings(), timescale=False))
+
+
+def test_capabilities_detect_and_privileged_create(bare_db):
+	cur = bare_db.connect().cursor()
+	caps = capabilities.detect(cur)
+	assert list(caps) == list(capabilities.EXTENSIONS)
+	assert not caps["vector"].installed and caps["vector"].available_version
+	assert not caps["vector"].can_create  # the site role is no superuser and vector is not trusted
+	assert caps["timescaledb"].status == "not available on this server"
+
+	created = capabilities.create_extensions(bare_db.admin().cursor(), ["vector", "timescaledb"])
+	assert created == ["vector"]
+	assert capabilities.detect(cur)["vector"].installed
