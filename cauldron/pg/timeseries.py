@@ -6,9 +6,9 @@ Native path:
 - each table is `PARTITION BY RANGE` on its time column with a DEFAULT partition, so a row outside
   the partitions made so far is kept, never refused; `maintain_partitions` creates partitions ahead,
   moves rows out of the default partition, and enforces retention by dropping whole partitions;
-- `synapse.metrics_hourly` is a table. A statement trigger on `synapse.metrics` logs the time span
-  of every insert into `synapse.rollup_invalidations` (insert-only: concurrent writers never wait
-  on each other), and `refresh_rollups` recomputes exactly the hours those spans touch.
+- `synapse.metrics_hourly` is a table. A statement trigger on `synapse.metrics` logs the hours each
+  insert touches into `synapse.rollup_invalidations` (insert-only: concurrent writers never wait
+  on each other), and `refresh_rollups` recomputes exactly those hours.
 """
 
 import csv
@@ -175,14 +175,13 @@ CREATE TABLE IF NOT EXISTS synapse.metrics_hourly (
 	PRIMARY KEY (bucket, metric_name, dimensions)
 );
 CREATE TABLE IF NOT EXISTS synapse.rollup_invalidations (
-	low timestamptz NOT NULL,
-	high timestamptz NOT NULL
+	bucket timestamptz NOT NULL
 );
 CREATE OR REPLACE FUNCTION synapse.log_metrics_invalidation() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
-	INSERT INTO synapse.rollup_invalidations (low, high)
-	SELECT min(time), max(time) FROM new_points HAVING count(*) > 0;
+	INSERT INTO synapse.rollup_invalidations (bucket)
+	SELECT DISTINCT date_trunc('hour', time, 'UTC') FROM new_points;
 	RETURN NULL;
 END $$;
 DROP TRIGGER IF EXISTS metrics_invalidate_rollup ON synapse.metrics;
@@ -415,11 +414,8 @@ def refresh_rollups(cur) -> int:
 	cur.execute(
 		"""
 		CREATE TEMP TABLE rollup_buckets ON COMMIT DROP AS
-		WITH taken AS (DELETE FROM synapse.rollup_invalidations RETURNING low, high)
-		SELECT DISTINCT generate_series(
-			date_trunc('hour', low, 'UTC'), date_trunc('hour', high, 'UTC'), INTERVAL '1 hour'
-		) AS bucket
-		FROM taken
+		WITH taken AS (DELETE FROM synapse.rollup_invalidations RETURNING bucket)
+		SELECT DISTINCT bucket FROM taken
 		"""
 	)
 	cur.execute("DELETE FROM synapse.metrics_hourly h USING rollup_buckets b WHERE h.bucket = b.bucket")

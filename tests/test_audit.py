@@ -1,0 +1,149 @@
+import threading
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from cauldron.pg import audit, timeseries
+from cauldron.pg.audit import AuditEvent
+
+NOW = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
+
+
+def event(i, user="alice@example.com", **kw):
+	return AuditEvent(
+		action=kw.get("action", "update"),
+		resource_type=kw.get("resource_type", "ToDo"),
+		resource_id=kw.get("resource_id", f"TODO-{i}"),
+		user_id=user,
+		old_values={"status": "Open"},
+		new_values={"status": "Closed", "owner": user},
+		ip_address="10.0.0.7",
+		user_agent="pytest",
+		created_at=kw.get("created_at", NOW + timedelta(seconds=i)),
+	)
+
+
+@pytest.fixture
+def sealed(provisioned):
+	_db, conn = provisioned
+	cur = conn.cursor()
+	audit.write_events(cur, [event(i) for i in range(20)])
+	assert audit.seal(cur) == 20
+	conn.commit()
+	return conn, cur
+
+
+def test_sealed_chain_verifies(sealed):
+	_conn, cur = sealed
+	result = audit.verify(cur)
+	assert result.ok, str(result)
+	assert (result.rows_checked, result.unsealed) == (20, 0)
+	cur.execute("SELECT min(seq), max(seq), count(DISTINCT seq) FROM core.audit_log")
+	assert cur.fetchone() == (1, 20, 20)
+	assert audit.seal(cur) == 0
+
+
+@pytest.mark.parametrize(
+	"tamper, reason",
+	[
+		("UPDATE core.audit_log SET action = 'delete' WHERE seq = 7", "row content was changed"),
+		("UPDATE core.audit_log SET new_values = '{\"status\": \"Open\"}' WHERE seq = 7", "personal fields"),
+		("UPDATE core.audit_log SET user_id = 'mallory' WHERE seq = 7", "personal fields"),
+		("UPDATE core.audit_log SET created_at = created_at + interval '1 s' WHERE seq = 7", "content"),
+		("DELETE FROM core.audit_log WHERE seq = 7", "rows 7..7 are missing"),
+		("UPDATE core.audit_log SET prev_hash = sha256(prev_hash) WHERE seq = 7", "prev_hash"),
+	],
+)
+def test_tampering_names_the_first_broken_row(sealed, tamper, reason):
+	_conn, cur = sealed
+	cur.execute(tamper)
+	result = audit.verify(cur)
+	assert not result.ok
+	assert result.broken_seq in (7, 8)
+	assert reason in result.reason
+	assert "BROKEN at seq" in str(result)
+
+
+def test_truncating_the_newest_rows_is_detected(sealed):
+	_conn, cur = sealed
+	cur.execute("DELETE FROM core.audit_log WHERE seq > 18")
+	result = audit.verify(cur)
+	assert not result.ok and "19..20" in result.reason
+
+
+def test_erasure_anonymises_and_keeps_the_chain_verifiable(sealed):
+	_conn, cur = sealed
+	audit.write_events(
+		cur,
+		[
+			event(100, user="bob@example.com", resource_type="User", resource_id="alice@example.com"),
+			event(101, user="carol@example.com"),
+		],
+	)
+	changed = audit.erase_user(cur, "alice@example.com", "anonymous-1f3a")
+
+	assert changed == 21  # her 20 actions and the row about her User document
+	cur.execute("SELECT count(*) FROM core.audit_log WHERE strpos(row_to_json(audit_log)::text, 'alice') > 0")
+	assert cur.fetchone()[0] == 0
+	cur.execute("SELECT count(*) FROM core.audit_log WHERE pii_salt IS NULL")
+	assert cur.fetchone()[0] == 21
+	cur.execute("SELECT user_id, ip_address FROM core.audit_log WHERE user_id LIKE 'carol%'")
+	assert cur.fetchone() == ("carol@example.com", "10.0.0.7")
+	result = audit.verify(cur)
+	assert result.ok, str(result)
+	assert result.rows_checked == 22
+
+
+def test_retention_drop_keeps_the_rest_verifiable(provisioned):
+	_db, conn = provisioned
+	cur = conn.cursor()
+	old = NOW - timedelta(days=400)
+	audit.write_events(cur, [event(i, created_at=old + timedelta(seconds=i)) for i in range(5)])
+	audit.write_events(cur, [event(i) for i in range(5, 10)])
+	timeseries.maintain_partitions(cur, {}, now=NOW)
+	audit.seal(cur)
+	audit.write_events(cur, [event(i) for i in range(10, 12)])  # unsealed when retention runs
+
+	report = timeseries.maintain_partitions(cur, {"core.audit_log": 365}, now=NOW)
+
+	assert report["core.audit_log"]["dropped"] == [f"audit_log_p{old:%Y%m01}"]
+	cur.execute("SELECT min(seq), count(*) FROM core.audit_log")
+	assert cur.fetchone() == (6, 7)
+	result = audit.verify(cur)
+	assert result.ok, str(result)
+	cur.execute("DELETE FROM core.audit_log WHERE seq = 6")
+	assert not audit.verify(cur).ok
+
+
+def test_concurrent_writers_commit_in_any_order_and_the_chain_holds(provisioned):
+	db, _conn = provisioned
+	barrier = threading.Barrier(4)
+	errors = []
+
+	def writer(n):
+		conn = db.connect()
+		try:
+			cur = conn.cursor()
+			cur.execute("SET lock_timeout = '5s'")
+			for batch in range(5):
+				audit.write_events(cur, [AuditEvent("insert", "Note", f"N-{n}-{batch}-{i}", f"u{n}") for i in range(10)])
+				barrier.wait()
+				conn.commit()
+		except Exception as e:  # collected and asserted below
+			errors.append(e)
+			barrier.abort()
+
+	threads = [threading.Thread(target=writer, args=(n,)) for n in range(4)]
+	for t in threads:
+		t.start()
+	sealer = db.connect()
+	while any(t.is_alive() for t in threads):
+		audit.seal(sealer.cursor())
+		sealer.commit()
+	for t in threads:
+		t.join()
+	assert errors == []
+	audit.seal(sealer.cursor())
+	sealer.commit()
+	result = audit.verify(sealer.cursor())
+	assert result.ok and result.rows_checked == 200, str(result)
