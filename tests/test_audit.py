@@ -47,7 +47,7 @@ def test_sealed_chain_verifies(sealed):
 	"tamper, reason",
 	[
 		("UPDATE core.audit_log SET action = 'delete' WHERE seq = 7", "row content was changed"),
-		("UPDATE core.audit_log SET new_values = '{\"status\": \"Open\"}' WHERE seq = 7", "personal fields"),
+		('UPDATE core.audit_log SET new_values = \'{"status": "Open"}\' WHERE seq = 7', "personal fields"),
 		("UPDATE core.audit_log SET user_id = 'mallory' WHERE seq = 7", "personal fields"),
 		("UPDATE core.audit_log SET created_at = created_at + interval '1 s' WHERE seq = 7", "content"),
 		("DELETE FROM core.audit_log WHERE seq = 7", "rows 7..7 are missing"),
@@ -126,7 +126,9 @@ def test_concurrent_writers_commit_in_any_order_and_the_chain_holds(provisioned)
 			cur = conn.cursor()
 			cur.execute("SET lock_timeout = '5s'")
 			for batch in range(5):
-				audit.write_events(cur, [AuditEvent("insert", "Note", f"N-{n}-{batch}-{i}", f"u{n}") for i in range(10)])
+				audit.write_events(
+					cur, [AuditEvent("insert", "Note", f"N-{n}-{batch}-{i}", f"u{n}") for i in range(10)]
+				)
 				barrier.wait()
 				conn.commit()
 		except Exception as e:  # collected and asserted below

@@ -131,7 +131,9 @@ def test_rollup_matches_raw_and_recomputes_only_touched_hours(provisioned):
 	assert timeseries.refresh_rollups(cur) == 0  # nothing new: nothing recomputed
 
 	late = NOW - timedelta(days=2)
-	timeseries.write_metrics(cur, [(late, "doc.insert", 1000, {"doctype": "ToDo"}), (NOW, "doc.insert", -5, {"doctype": "ToDo"})])
+	timeseries.write_metrics(
+		cur, [(late, "doc.insert", 1000, {"doctype": "ToDo"}), (NOW, "doc.insert", -5, {"doctype": "ToDo"})]
+	)
 	assert timeseries.refresh_rollups(cur) == 2
 	assert hourly_rollup(cur) == hourly_from_raw(cur)
 	cur.execute("SELECT count(*) FROM synapse.rollup_invalidations")

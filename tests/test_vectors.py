@@ -49,7 +49,9 @@ def test_replacing_chunks_keeps_one_row_per_index(provisioned):
 		vectors.replace_document_chunks(cur, "doc", [Chunk(0, "a", None), Chunk(0, "b", None)])
 	cur.execute("INSERT INTO lore.document_chunks (document_id, chunk_index, content) VALUES ('d', 0, 'x')")
 	with pytest.raises(psycopg2.errors.UniqueViolation):
-		cur.execute("INSERT INTO lore.document_chunks (document_id, chunk_index, content) VALUES ('d', 0, 'y')")
+		cur.execute(
+			"INSERT INTO lore.document_chunks (document_id, chunk_index, content) VALUES ('d', 0, 'y')"
+		)
 
 
 def test_wrong_dimension_and_bad_input_are_clear_errors(provisioned):
@@ -95,7 +97,9 @@ def test_entity_embeddings_upsert(provisioned):
 	cur = conn.cursor()
 	vectors.set_entity_embedding(cur, "ENT-1", unit(384, 1))
 	vectors.set_entity_embedding(cur, "ENT-1", unit(384, 2))
-	cur.execute("SELECT count(*), max(embedding <=> %s::vector) FROM lore.entity_embeddings", (str(unit(384, 2)),))
+	cur.execute(
+		"SELECT count(*), max(embedding <=> %s::vector) FROM lore.entity_embeddings", (str(unit(384, 2)),)
+	)
 	assert cur.fetchone() == (1, pytest.approx(0.0, abs=1e-6))
 
 

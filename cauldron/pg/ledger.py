@@ -36,7 +36,7 @@ class Step:
 @dataclass(frozen=True)
 class Outcome:
 	step: str
-	status: str  # applied | unchanged | changed | skipped
+	status: str  # pending | applied | unchanged | changed | skipped
 	detail: str = ""
 
 
@@ -49,33 +49,43 @@ def applied_steps(cur) -> dict[str, str]:
 	return dict(cur.fetchall())
 
 
-def apply(cur, steps: list[Step], capabilities: set[str]) -> list[Outcome]:
-	"""Apply the steps not yet recorded, in order, inside the caller's transaction."""
-	cur.execute(PROVISION_LOCK)
-	cur.execute(LEDGER_DDL)
+def check(cur, steps: list[Step], capabilities: set[str]) -> list[Outcome]:
+	"""What `apply` would do, without doing it: pending | unchanged | changed | skipped per step."""
 	recorded = applied_steps(cur)
 	outcomes = []
 	for step in steps:
+		missing = step.requires - capabilities
 		if step.name in recorded:
 			if recorded[step.name] == step.checksum:
 				outcomes.append(Outcome(step.name, "unchanged"))
 			else:
 				outcomes.append(
 					Outcome(
-						step.name,
-						"changed",
-						"the step's SQL differs from what was applied; it was not re-applied",
+						step.name, "changed", "the step's SQL differs from what was applied; not re-applied"
 					)
 				)
-			continue
-		missing = step.requires - capabilities
-		if missing:
+		elif missing:
 			outcomes.append(Outcome(step.name, "skipped", f"needs extension {', '.join(sorted(missing))}"))
+		else:
+			outcomes.append(Outcome(step.name, "pending"))
+	return outcomes
+
+
+def apply(cur, steps: list[Step], capabilities: set[str]) -> list[Outcome]:
+	"""Apply the steps not yet recorded, in order, inside the caller's transaction."""
+	cur.execute(PROVISION_LOCK)
+	cur.execute(LEDGER_DDL)
+	outcomes = check(cur, steps, capabilities)
+	by_name = {step.name: step for step in steps}
+	for i, outcome in enumerate(outcomes):
+		if outcome.status != "pending":
 			continue
+		step = by_name[outcome.step]
 		cur.execute(step.sql)
 		cur.execute(
-			"INSERT INTO command.ddl_ledger (step, checksum, app_version) VALUES (%s, %s, %s)",
+			"INSERT INTO command.ddl_ledger (step, checksum, app_version) VALUES (%s, %s, %s)"
+			" ON CONFLICT (step) DO NOTHING",
 			(step.name, step.checksum, __version__),
 		)
-		outcomes.append(Outcome(step.name, "applied"))
+		outcomes[i] = Outcome(step.name, "applied")
 	return outcomes

@@ -40,7 +40,8 @@ class Result:
 
 	def summary(self) -> str:
 		lines = [capabilities.report(self.capabilities, self.database), ""]
-		counts = {s: len(self.by_status(s)) for s in ("applied", "unchanged", "changed", "skipped")}
+		statuses = ("pending", "applied", "unchanged", "changed", "skipped")
+		counts = {s: len(self.by_status(s)) for s in statuses if self.by_status(s)}
 		lines.append("provisioning steps: " + ", ".join(f"{n} {s}" for s, n in counts.items()))
 		lines.extend(f"  {o.status}: {o.step} ({o.detail})" for o in self.outcomes if o.detail)
 		return "\n".join(lines)
@@ -73,14 +74,29 @@ def provision(cur, settings: Settings | None = None) -> Result:
 	vectors.check_dimension(settings.embedding_dimension)
 	cur.execute(ledger.PROVISION_LOCK)
 	created = ensure_schemas(cur)
-	caps = capabilities.detect(cur)
-	installed = {name for name, cap in caps.items() if cap.installed}
-	timescale = "timescaledb" in installed and not _native_already(cur)
+	caps, installed, timescale = _capabilities(cur)
 	outcomes = ledger.apply(cur, all_steps(settings, timescale), installed)
 	timeseries.apply_retention_policies(cur, settings.retention_days)
 	timeseries.maintain_partitions(cur, settings.retention_days)
+	return Result(caps, outcomes, created, _database(cur))
+
+
+def status(cur, settings: Settings | None = None) -> Result:
+	"""What `provision` would do now, changing nothing (for `cauldron doctor`)."""
+	settings = settings or Settings()
+	caps, installed, timescale = _capabilities(cur)
+	return Result(caps, ledger.check(cur, all_steps(settings, timescale), installed), [], _database(cur))
+
+
+def _capabilities(cur):
+	caps = capabilities.detect(cur)
+	installed = {name for name, cap in caps.items() if cap.installed}
+	return caps, installed, "timescaledb" in installed and not _native_already(cur)
+
+
+def _database(cur) -> str:
 	cur.execute("SELECT current_database()")
-	return Result(caps, outcomes, created, cur.fetchone()[0])
+	return cur.fetchone()[0]
 
 
 def _native_already(cur) -> bool:

@@ -1,0 +1,73 @@
+"""bench commands: `bench --site SITE cauldron doctor | provision`."""
+
+import click
+import frappe
+from frappe.commands import get_site, pass_context
+
+
+@click.group("cauldron")
+def cauldron():
+	"""Cauldron's Postgres data layer."""
+
+
+@cauldron.command("doctor")
+@pass_context
+def doctor(context):
+	"""Print the database's capabilities, what is degraded, and the state of every provisioning step."""
+	from cauldron import db
+	from cauldron.pg import provision, timeseries
+
+	with _site(context):
+		cur = db.cursor()
+		result = provision.status(cur, db.settings())
+		click.echo(result.summary())
+		for outcome in result.outcomes:
+			click.echo(f"  {outcome.status:<9} {outcome.step}")
+		path = "TimescaleDB hypertables" if timeseries.uses_timescale(cur) else "native range partitions"
+		click.echo(f"time-series path: {path}")
+		if result.by_status("pending"):
+			click.echo(f"pending steps are applied by: bench --site {frappe.local.site} migrate")
+
+
+@cauldron.command("provision")
+@click.option("--db-root-username", default="postgres", show_default=True, help="A superuser of the server")
+@click.option("--db-root-password", prompt=True, hide_input=True, help="Its password")
+@pass_context
+def provision_command(context, db_root_username, db_root_password):
+	"""Create the extensions the server offers in the site's database (as a superuser), then provision."""
+	import psycopg2
+
+	from cauldron.pg import capabilities
+	from cauldron.setup.install import provision_site
+
+	with _site(context):
+		conf = frappe.conf
+		root = psycopg2.connect(
+			host=conf.db_host or "127.0.0.1",
+			port=conf.db_port or 5432,
+			dbname=conf.db_name,
+			user=db_root_username,
+			password=db_root_password,
+		)
+		try:
+			with root, root.cursor() as cur:
+				created = capabilities.create_extensions(cur, list(capabilities.EXTENSIONS))
+		finally:
+			root.close()
+		click.echo(f"Extensions created in {conf.db_name}: {', '.join(created) or 'none needed'}")
+		provision_site()
+
+
+class _site:
+	def __init__(self, context):
+		self.site = get_site(context)
+
+	def __enter__(self):
+		frappe.init(site=self.site)
+		frappe.connect()
+
+	def __exit__(self, *exc):
+		frappe.destroy()
+
+
+commands = [cauldron]

@@ -1,0 +1,47 @@
+"""The bridge between Frappe and cauldron.pg: a raw cursor on the site's own connection.
+
+frappe.db.sql rewrites SQL on Postgres (quoting bare integers, turning int parameters into strings),
+which breaks DDL and vector queries. A raw psycopg2 cursor of the same connection shares the
+request's transaction, so Cauldron's writes commit or roll back with the document they belong to.
+"""
+
+import frappe
+
+from cauldron.pg import provision
+
+
+class NotPostgres(frappe.ValidationError):
+	pass
+
+
+def ensure_postgres() -> None:
+	if frappe.conf.db_type != "postgres":
+		frappe.throw(
+			f"Cauldron needs a PostgreSQL site; this site uses {frappe.conf.db_type or 'mariadb'}."
+			" Create the site with `bench new-site --db-type postgres` and install Cauldron there.",
+			NotPostgres,
+			title="PostgreSQL required",
+		)
+
+
+def cursor():
+	ensure_postgres()
+	if not frappe.db._conn:
+		frappe.db.connect()
+	return frappe.db._conn.cursor()
+
+
+def settings() -> provision.Settings:
+	"""Provisioning settings from Cauldron Settings (defaults until the DocType exists)."""
+	defaults = provision.Settings()
+	if not frappe.db.exists("DocType", "Cauldron Settings"):
+		return defaults
+	doc = frappe.get_cached_doc("Cauldron Settings")
+	return provision.Settings(
+		embedding_dimension=doc.embedding_dimension or defaults.embedding_dimension,
+		retention_days={
+			"synapse.metrics": doc.metrics_retention_days or None,
+			"aegis.security_events": doc.security_events_retention_days or None,
+			"core.audit_log": doc.audit_retention_days or None,
+		},
+	)

@@ -1,0 +1,20 @@
+app_name = "cauldron"
+app_title = "Cauldron"
+app_publisher = "Cauldron"
+app_description = "Postgres-first data layer for Frappe and ERPNext: schemas, time-series, vectors and audit"
+app_email = "dev@cauldron.invalid"
+app_license = "mit"
+
+# Installation
+# ------------
+# Cauldron is Postgres-only: before_install refuses any other database before anything is created.
+before_install = "cauldron.setup.install.before_install"
+after_install = "cauldron.setup.install.after_install"
+after_uninstall = "cauldron.setup.install.after_uninstall"
+
+# Scheduled Tasks
+# ---------------
+scheduler_events = {
+	"hourly": ["cauldron.tasks.refresh_rollups"],
+	"daily": ["cauldron.tasks.maintain_partitions"],
+}

@@ -1,0 +1,5 @@
+from cauldron.setup.install import provision_site
+
+
+def execute():
+	provision_site()
