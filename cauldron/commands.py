@@ -1,4 +1,4 @@
-"""bench commands: `bench --site SITE cauldron doctor | provision`."""
+"""bench commands: `bench --site SITE cauldron doctor | provision | verify-audit`."""
 
 import click
 import frappe
@@ -56,6 +56,23 @@ def provision_command(context, db_root_username, db_root_password):
 			root.close()
 		click.echo(f"Extensions created in {conf.db_name}: {', '.join(created) or 'none needed'}")
 		provision_site()
+
+
+@cauldron.command("verify-audit")
+@pass_context
+def verify_audit(context):
+	"""Seal what is committed, then verify core.audit_log's hash chain and name the first broken row."""
+	from cauldron import db
+	from cauldron.pg import audit
+
+	with _site(context):
+		cur = db.cursor()
+		audit.seal(cur)
+		frappe.db.commit()
+		result = audit.verify(cur)
+		click.echo(str(result))
+		if not result.ok:
+			raise SystemExit(1)
 
 
 class _site:

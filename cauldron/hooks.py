@@ -15,6 +15,19 @@ after_uninstall = "cauldron.setup.install.after_uninstall"
 # Scheduled Tasks
 # ---------------
 scheduler_events = {
+	# seal the audit rows committed in the last minute into the hash chain
+	"cron": {"* * * * *": ["cauldron.tasks.seal_audit"]},
 	"hourly": ["cauldron.tasks.refresh_rollups"],
 	"daily": ["cauldron.tasks.maintain_partitions"],
+}
+
+# Document Events
+# ---------------
+# Every DocType's changes go to core.audit_log and synapse.metrics (see cauldron.events).
+doc_events = {
+	"*": {
+		"on_change": "cauldron.events.on_change",
+		"after_delete": "cauldron.events.after_delete",
+		"after_rename": "cauldron.events.after_rename",
+	},
 }

@@ -1,9 +1,9 @@
-"""Scheduled jobs (hooks.scheduler_events): the native time-series path's rollups and partitions."""
+"""Scheduled jobs (hooks.scheduler_events): audit sealing, rollups and partitions."""
 
 import frappe
 
 from cauldron import db
-from cauldron.pg import timeseries
+from cauldron.pg import audit, timeseries
 
 
 def refresh_rollups():
@@ -13,4 +13,9 @@ def refresh_rollups():
 
 def maintain_partitions():
 	timeseries.maintain_partitions(db.cursor(), db.settings().retention_days)
+	frappe.db.commit()
+
+
+def seal_audit():
+	audit.seal(db.cursor())
 	frappe.db.commit()

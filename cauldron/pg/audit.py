@@ -61,8 +61,8 @@ class AuditEvent:
 	created_at: datetime | None = None
 
 
-def write_events(cur, events: Iterable[AuditEvent]) -> int:
-	"""Insert the events with one multi-row statement; returns how many."""
+def write_events(cur, events: Iterable[AuditEvent]) -> list[tuple]:
+	"""Insert the events with one multi-row statement; returns their keys, (id, created_at)."""
 	rows = [
 		(
 			e.created_at or datetime.now(UTC),
@@ -78,19 +78,41 @@ def write_events(cur, events: Iterable[AuditEvent]) -> int:
 		)
 		for e in events
 	]
-	if rows:
-		execute_values(
-			cur,
-			"""
-			INSERT INTO core.audit_log (created_at, user_id, action, resource_type, resource_id,
-				old_values, new_values, ip_address, user_agent, pii_salt)
-			VALUES %s
-			""",
-			rows,
-			template="(%s, %s, %s, %s, %s, %s::jsonb, %s::jsonb, %s, %s, %s)",
-			page_size=1000,
-		)
-	return len(rows)
+	if not rows:
+		return []
+	return execute_values(
+		cur,
+		"""
+		INSERT INTO core.audit_log (created_at, user_id, action, resource_type, resource_id,
+			old_values, new_values, ip_address, user_agent, pii_salt)
+		VALUES %s
+		RETURNING id, created_at
+		""",
+		rows,
+		template="(%s, %s, %s, %s, %s, %s::jsonb, %s::jsonb, %s, %s, %s)",
+		page_size=1000,
+		fetch=True,
+	)
+
+
+def write_event_metrics(cur, keys: list[tuple], prefix: str) -> int:
+	"""One metric point per audit row (`prefix` + action, dimensions doctype and action), in one
+	statement. Rows a savepoint rolled back are gone, so they count nothing."""
+	if not keys:
+		return 0
+	ids, times = zip(*keys, strict=True)
+	cur.execute(
+		"""
+		INSERT INTO synapse.metrics (time, metric_name, value, dimensions)
+		SELECT a.created_at, %s || a.action, 1, jsonb_build_object('doctype', a.resource_type, 'action', a.action)
+		FROM core.audit_log a
+		JOIN unnest(%s::uuid[], %s::timestamptz[]) AS k (id, created_at)
+			ON a.id = k.id AND a.created_at = k.created_at
+		WHERE a.created_at BETWEEN %s AND %s
+		""",
+		(prefix, [str(i) for i in ids], list(times), min(times), max(times)),
+	)
+	return cur.rowcount
 
 
 def _row_hash(prev_hash: bytes, seq: int, content: str, pii_digest: bytes) -> bytes:

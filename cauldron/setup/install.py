@@ -4,6 +4,7 @@ import click
 import frappe
 
 from cauldron import db
+from cauldron.events import DEFAULT_EXCLUDED
 from cauldron.pg import provision
 
 
@@ -13,6 +14,16 @@ def before_install():
 
 def after_install():
 	provision_site()
+	set_default_audit_exclusions()
+
+
+def set_default_audit_exclusions():
+	"""Frappe's own log DocTypes are not audited unless an administrator lists otherwise."""
+	settings = frappe.get_single("Cauldron Settings")
+	if not settings.audit_excluded_doctypes:
+		settings.audit_excluded_doctypes = "\n".join(DEFAULT_EXCLUDED)
+		settings.save()
+		frappe.db.commit()
 
 
 def provision_site() -> provision.Result:

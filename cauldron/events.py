@@ -1,0 +1,160 @@
+"""doc_events["*"]: every document change becomes one core.audit_log row and one metric point.
+
+The audit row is written at once on the request's own connection, so it commits or rolls back with
+the change, savepoints included. The metric points are derived at commit from the audit rows that
+survived, with one statement per transaction.
+
+Not seen by any hook, so not audited: frappe.db.set_value, raw SQL and bulk paths.
+"""
+
+import json
+
+import frappe
+
+from cauldron import db
+from cauldron.pg import audit
+
+# Frappe's own logs and queues: high-volume records about records, not business changes.
+DEFAULT_EXCLUDED = (
+	"Access Log",
+	"Activity Log",
+	"Comment",
+	"Console Log",
+	"Data Import Log",
+	"Deleted Document",
+	"Email Queue",
+	"Email Queue Recipient",
+	"Energy Point Log",
+	"Error Log",
+	"Integration Request",
+	"Notification Log",
+	"Prepared Report",
+	"Route History",
+	"Scheduled Job Log",
+	"Submission Queue",
+	"Transaction Log",
+	"Unhandled Email",
+	"Version",
+	"View Log",
+	"Webhook Request Log",
+)
+# Bookkeeping fields that change on every save and say nothing about the change.
+IGNORED_FIELDS = {
+	"modified",
+	"modified_by",
+	"creation",
+	"owner",
+	"parent",
+	"parenttype",
+	"parentfield",
+	"doctype",
+}
+METRIC_PREFIX = "document."
+
+
+def excluded_doctypes() -> set[str]:
+	listed = frappe.get_cached_doc("Cauldron Settings").audit_excluded_doctypes or ""
+	return {line.strip() for line in listed.splitlines() if line.strip()}
+
+
+def snapshot(doc) -> dict:
+	"""The document as JSON-ready data, child rows included, bookkeeping fields left out."""
+	data = json.loads(frappe.as_json(doc.as_dict(no_private_properties=True)))
+
+	def clean(row: dict) -> dict:
+		return {
+			key: [clean(r) for r in value] if isinstance(value, list) else value
+			for key, value in row.items()
+			if key not in IGNORED_FIELDS and not key.startswith("_")
+		}
+
+	return clean(data)
+
+
+def changed_values(old: dict, new: dict) -> tuple[dict, dict]:
+	"""Only the fields whose value changed (a child table counts as one field), on each side."""
+	keys = [k for k in {**old, **new} if old.get(k) != new.get(k)]
+	return {k: old.get(k) for k in keys}, {k: new.get(k) for k in keys}
+
+
+def _action(doc) -> str:
+	if doc.flags.in_insert:
+		return "insert"
+	return {
+		"submit": "submit",
+		"cancel": "cancel",
+		"update_after_submit": "update_after_submit",
+	}.get(getattr(doc, "_action", None), "update")
+
+
+def _should_audit(doc) -> bool:
+	if frappe.flags.in_install or frappe.flags.in_migrate or frappe.conf.db_type != "postgres":
+		return False
+	return not doc.meta.is_virtual and doc.doctype not in excluded_doctypes()
+
+
+def on_change(doc, method=None):
+	if not _should_audit(doc):
+		return
+	action = _action(doc)
+	new = snapshot(doc)
+	if action == "insert":
+		old_values, new_values = None, new
+	else:
+		before = doc.get_doc_before_save()
+		old_values, new_values = changed_values(snapshot(before) if before else {}, new)
+		if not new_values:
+			return  # a save that changed nothing
+	record(doc.doctype, doc.name, action, old_values, new_values)
+	if doc.doctype == "Personal Data Deletion Request" and doc.status == "Deleted":
+		erase_user(doc.email, doc.name)
+
+
+def after_delete(doc, method=None):
+	if _should_audit(doc):
+		record(doc.doctype, doc.name, "delete", snapshot(doc), None)
+
+
+def after_rename(doc, method=None, old=None, new=None, merge=False):
+	if _should_audit(doc):
+		record(doc.doctype, new, "rename", {"name": old}, {"name": new, "merged": bool(merge)})
+
+
+def record(doctype: str, name: str, action: str, old_values: dict | None, new_values: dict | None):
+	request = getattr(frappe.local, "request", None)
+	event = audit.AuditEvent(
+		action=action,
+		resource_type=doctype,
+		resource_id=name,
+		user_id=frappe.session.user if getattr(frappe.local, "session", None) else None,
+		old_values=old_values,
+		new_values=new_values,
+		ip_address=getattr(frappe.local, "request_ip", None) if request else None,
+		user_agent=request.headers.get("User-Agent") if request else None,
+	)
+	ids = audit.write_events(db.cursor(), [event])
+	_pending_metric_rows().extend(ids)
+
+
+def _pending_metric_rows() -> list:
+	"""This transaction's audit row ids; flushed into synapse.metrics just before it commits."""
+	if getattr(frappe.local, "cauldron_audit_ids", None) is None:
+		frappe.local.cauldron_audit_ids = []
+		frappe.db.before_commit.add(_flush_metrics)
+		frappe.db.after_rollback.add(_forget_metrics)
+	return frappe.local.cauldron_audit_ids
+
+
+def _flush_metrics():
+	ids, frappe.local.cauldron_audit_ids = frappe.local.cauldron_audit_ids, None
+	if ids:
+		audit.write_event_metrics(db.cursor(), ids, METRIC_PREFIX)
+
+
+def _forget_metrics():
+	frappe.local.cauldron_audit_ids = None
+
+
+def erase_user(user: str, replacement: str) -> int:
+	"""GDPR erasure of the user's audit rows, when Frappe completes a Personal Data Deletion Request."""
+	return audit.erase_user(db.cursor(), user, replacement)

@@ -1,0 +1,287 @@
+"""Bench tier: document events become audit rows and metric points, and the chain holds."""
+
+import threading
+
+import frappe
+from frappe.tests.test_api import FrappeAPITestCase
+from frappe.tests.utils import FrappeTestCase
+
+from cauldron import db, events
+from cauldron.pg import audit, timeseries
+
+PARENT = "Cauldron Test Audited"
+CHILD = "Cauldron Test Audited Row"
+
+
+def ensure_test_doctypes():
+	"""A submittable DocType with a child table, for the actions ToDo cannot take."""
+	if not frappe.db.exists("DocType", CHILD):
+		frappe.get_doc(
+			{
+				"doctype": "DocType",
+				"name": CHILD,
+				"module": "Cauldron",
+				"custom": 1,
+				"istable": 1,
+				"fields": [{"fieldname": "item", "fieldtype": "Data", "label": "Item"}],
+			}
+		).insert()
+	if not frappe.db.exists("DocType", PARENT):
+		frappe.get_doc(
+			{
+				"doctype": "DocType",
+				"name": PARENT,
+				"module": "Cauldron",
+				"custom": 1,
+				"is_submittable": 1,
+				"autoname": "hash",
+				"fields": [
+					{"fieldname": "title", "fieldtype": "Data", "label": "Title"},
+					{"fieldname": "note", "fieldtype": "Data", "label": "Note", "allow_on_submit": 1},
+					{"fieldname": "rows", "fieldtype": "Table", "label": "Rows", "options": CHILD},
+				],
+				"permissions": [
+					{
+						"role": "System Manager",
+						"read": 1,
+						"write": 1,
+						"create": 1,
+						"delete": 1,
+						"submit": 1,
+						"cancel": 1,
+					}
+				],
+			}
+		).insert()
+	frappe.db.commit()
+
+
+def audit_rows(doctype, name):
+	cur = db.cursor()
+	cur.execute(
+		"""
+		SELECT action, user_id, old_values, new_values, ip_address, user_agent
+		FROM core.audit_log WHERE resource_type = %s AND resource_id = %s ORDER BY created_at, action
+		""",
+		(doctype, name),
+	)
+	return cur.fetchall()
+
+
+class TestDocumentEvents(FrappeTestCase):
+	@classmethod
+	def setUpClass(cls):
+		super().setUpClass()
+		ensure_test_doctypes()
+
+	def test_each_action_writes_exactly_one_row_with_the_changes(self):
+		doc = frappe.get_doc({"doctype": PARENT, "title": "first", "rows": [{"item": "a"}]}).insert()
+		doc.title = "second"
+		doc.append("rows", {"item": "b"})
+		doc.save()
+		doc.save()  # nothing changed: no row
+		doc.submit()
+		doc.note = "after submit"
+		doc.save()
+		doc.cancel()
+		name = doc.name
+
+		rows = audit_rows(PARENT, name)
+		self.assertEqual(
+			[r[0] for r in rows], ["insert", "update", "submit", "update_after_submit", "cancel"]
+		)
+		self.assertTrue(all(r[1] == "Administrator" for r in rows))
+		insert, update, submit, after_submit, cancel = rows
+		self.assertIsNone(insert[2])
+		self.assertEqual(insert[3]["title"], "first")
+		self.assertEqual([r["item"] for r in insert[3]["rows"]], ["a"])
+		self.assertEqual(set(update[3]), {"title", "rows"})
+		self.assertEqual(update[2]["title"], "first")
+		self.assertEqual([r["item"] for r in update[3]["rows"]], ["a", "b"])
+		self.assertEqual(submit[3]["docstatus"], 1)
+		self.assertEqual(after_submit[3], {"note": "after submit"})
+		self.assertEqual(cancel[3]["docstatus"], 2)
+
+		frappe.delete_doc(PARENT, name)
+		deleted = audit_rows(PARENT, name)[-1]
+		self.assertEqual(deleted[0], "delete")
+		self.assertEqual(deleted[2]["title"], "second")
+		self.assertIsNone(deleted[3])
+
+	def test_rename_writes_one_row_under_the_new_name(self):
+		todo = frappe.get_doc({"doctype": "ToDo", "description": "rename me"}).insert()
+		new_name = frappe.rename_doc("ToDo", todo.name, f"{todo.name}-renamed", force=True)
+		rows = audit_rows("ToDo", new_name)
+		self.assertEqual([r[0] for r in rows], ["rename"])
+		self.assertEqual((rows[0][2], rows[0][3]["name"]), ({"name": todo.name}, new_name))
+
+	def test_rollback_leaves_no_row_and_savepoint_rollback_none_for_its_part(self):
+		todo = frappe.get_doc({"doctype": "ToDo", "description": "rolled back"}).insert()
+		frappe.db.rollback()
+		self.assertEqual(audit_rows("ToDo", todo.name), [])
+
+		kept = frappe.get_doc({"doctype": "ToDo", "description": "kept"}).insert()
+		frappe.db.savepoint("cauldron_test")
+		undone = frappe.get_doc({"doctype": "ToDo", "description": "undone"}).insert()
+		frappe.db.rollback(save_point="cauldron_test")
+		frappe.db.commit()
+		try:
+			self.assertEqual(len(audit_rows("ToDo", kept.name)), 1)
+			self.assertEqual(audit_rows("ToDo", undone.name), [])
+			cur = db.cursor()
+			cur.execute(
+				"""
+				SELECT count(*) FROM synapse.metrics m JOIN core.audit_log a
+					ON a.created_at = m.time AND a.resource_type = m.dimensions->>'doctype'
+				WHERE a.resource_id IN (%s, %s) AND m.metric_name = 'document.insert'
+				""",
+				(kept.name, undone.name),
+			)
+			self.assertEqual(cur.fetchone()[0], 1)
+		finally:
+			frappe.delete_doc("ToDo", kept.name)
+			frappe.db.commit()
+
+	def test_excluded_doctypes_and_virtual_doctypes_write_nothing(self):
+		self.assertIn("Error Log", events.excluded_doctypes())
+		log = frappe.log_error("cauldron audit exclusion test")
+		self.assertEqual(audit_rows("Error Log", log.name), [])
+
+		settings = frappe.get_single("Cauldron Settings")
+		original = settings.audit_excluded_doctypes
+		settings.audit_excluded_doctypes = f"{original}\nToDo"
+		settings.save()
+		try:
+			todo = frappe.get_doc({"doctype": "ToDo", "description": "not audited"}).insert()
+			self.assertEqual(audit_rows("ToDo", todo.name), [])
+		finally:
+			settings.reload()
+			settings.audit_excluded_doctypes = original
+			settings.save()
+
+	def test_committed_events_count_into_metrics_and_the_hourly_rollup(self):
+		cur = db.cursor()
+		cur.execute("SELECT count(*) FROM synapse.metrics WHERE metric_name = 'document.insert'")
+		before = cur.fetchone()[0]
+		names = [frappe.get_doc({"doctype": "ToDo", "description": f"m{i}"}).insert().name for i in range(3)]
+		frappe.db.commit()
+		try:
+			cur = db.cursor()
+			cur.execute(
+				"SELECT count(*) FROM synapse.metrics WHERE metric_name = 'document.insert'"
+				' AND dimensions @> \'{"doctype": "ToDo", "action": "insert"}\''
+			)
+			self.assertGreaterEqual(cur.fetchone()[0], 3)
+			cur.execute("SELECT count(*) FROM synapse.metrics WHERE metric_name = 'document.insert'")
+			self.assertEqual(cur.fetchone()[0] - before, 3)
+			timeseries.refresh_rollups(cur)
+			cur.execute(
+				"SELECT sum(sample_count) FROM synapse.metrics_hourly"
+				" WHERE metric_name = 'document.insert' AND dimensions->>'doctype' = 'ToDo'"
+			)
+			cur2 = db.cursor()
+			cur2.execute(
+				"SELECT count(*) FROM synapse.metrics"
+				" WHERE metric_name = 'document.insert' AND dimensions->>'doctype' = 'ToDo'"
+			)
+			self.assertEqual(cur.fetchone()[0], cur2.fetchone()[0])
+		finally:
+			for name in names:
+				frappe.delete_doc("ToDo", name)
+			frappe.db.commit()
+
+
+class TestAuditChain(FrappeTestCase):
+	def test_concurrent_writers_leave_a_verifiable_chain_and_tampering_is_named(self):
+		site = frappe.local.site
+		errors = []
+
+		def writer(n):
+			frappe.init(site=site)
+			frappe.connect()
+			try:
+				for i in range(10):
+					frappe.get_doc({"doctype": "ToDo", "description": f"writer {n} #{i}"}).insert()
+					frappe.db.commit()
+			except Exception as e:  # collected and asserted below
+				errors.append(e)
+			finally:
+				frappe.destroy()
+
+		threads = [threading.Thread(target=writer, args=(n,)) for n in range(3)]
+		for t in threads:
+			t.start()
+		for t in threads:
+			t.join()
+		self.assertEqual(errors, [])
+
+		cur = db.cursor()
+		audit.seal(cur)
+		result = audit.verify(cur)
+		self.assertTrue(result.ok, str(result))
+		self.assertEqual(result.unsealed, 0)
+
+		cur.execute("SELECT max(seq) - 5 FROM core.audit_log")
+		target = cur.fetchone()[0]
+		cur.execute(
+			'UPDATE core.audit_log SET new_values = \'{"description": "forged"}\' WHERE seq = %s', (target,)
+		)
+		broken = audit.verify(cur)
+		self.assertFalse(broken.ok)
+		self.assertEqual(broken.broken_seq, target)
+		frappe.db.rollback()
+		frappe.db.delete("ToDo", {"description": ("like", "writer %")})
+		frappe.db.commit()
+
+	def test_user_erasure_anonymises_audit_rows_and_keeps_the_chain(self):
+		email = "cauldron-erase@example.com"
+		if not frappe.db.exists("User", email):
+			frappe.get_doc(
+				{"doctype": "User", "email": email, "first_name": "Erase", "send_welcome_email": 0}
+			).insert()
+		frappe.set_user(email)
+		try:
+			frappe.get_doc({"doctype": "ToDo", "description": "mine", "allocated_to": email}).insert(
+				ignore_permissions=True
+			)
+		finally:
+			frappe.set_user("Administrator")
+		# Inserted without its after_insert, which mails a confirmation link (no mail account in tests);
+		# the erasure itself is Frappe's own job, run as the queue would run it.
+		request = frappe.get_doc(
+			{"doctype": "Personal Data Deletion Request", "email": email, "status": "Pending Approval"}
+		)
+		request.set_new_name()
+		request.db_insert()
+		request._anonymize_data()
+
+		cur = db.cursor()
+		cur.execute(
+			"SELECT count(*) FROM core.audit_log"
+			" WHERE strpos(concat_ws(' ', user_id, resource_id, old_values::text, new_values::text), %s) > 0",
+			(email,),
+		)
+		self.assertEqual(cur.fetchone()[0], 0)
+		cur.execute("SELECT count(*) FROM core.audit_log WHERE user_id = %s", (request.name,))
+		self.assertGreater(cur.fetchone()[0], 0)
+		audit.seal(cur)
+		result = audit.verify(cur)
+		self.assertTrue(result.ok, str(result))
+
+
+class TestRequestContext(FrappeAPITestCase):
+	def test_rest_insert_records_ip_and_user_agent(self):
+		response = self.post(
+			self.resource("ToDo"),
+			{"description": "via REST", "sid": self.sid},
+			headers={"User-Agent": "cauldron-test-agent/1.0"},
+		)
+		self.assertEqual(response.status_code, 200, response.data)
+		name = response.json["data"]["name"]
+		rows = audit_rows("ToDo", name)
+		self.assertEqual(len(rows), 1)
+		self.assertEqual(rows[0][0], "insert")
+		self.assertEqual(rows[0][5], "cauldron-test-agent/1.0")
+		self.assertEqual(rows[0][4], "127.0.0.1")
+		frappe.delete_doc("ToDo", name)
+		frappe.db.commit()
