@@ -1,13 +1,16 @@
-"""doc_events["*"]: every document change becomes one core.audit_log row and one metric point.
+"""doc_events["*"]: every document change becomes one core.audit_log row (and, when the sealing job
+chains it shortly after commit, one synapse.metrics point).
 
-The audit row is written at once on the request's own connection, so it commits or rolls back with
-the change, savepoints included. The metric points are derived at commit from the audit rows that
-survived, with one statement per transaction.
+Events are kept per transaction and written with one statement just before it commits, on the
+request's own connection: a commit always carries its rows, a rollback drops them. A savepoint
+rolled back *after* a document's hooks ran (rare in Frappe; Frappe's own rollback watchers share
+the limit) keeps that document's row.
 
 Not seen by any hook, so not audited: frappe.db.set_value, raw SQL and bulk paths.
 """
 
 import json
+from datetime import UTC, datetime
 
 import frappe
 
@@ -49,7 +52,6 @@ IGNORED_FIELDS = {
 	"parentfield",
 	"doctype",
 }
-METRIC_PREFIX = "document."
 
 
 def excluded_doctypes() -> set[str]:
@@ -59,7 +61,7 @@ def excluded_doctypes() -> set[str]:
 
 def snapshot(doc) -> dict:
 	"""The document as JSON-ready data, child rows included, bookkeeping fields left out."""
-	data = json.loads(frappe.as_json(doc.as_dict(no_private_properties=True)))
+	data = json.loads(frappe.as_json(doc.as_dict(no_private_properties=True), indent=None))
 
 	def clean(row: dict) -> dict:
 		return {
@@ -107,6 +109,7 @@ def on_change(doc, method=None):
 			return  # a save that changed nothing
 	record(doc.doctype, doc.name, action, old_values, new_values)
 	if doc.doctype == "Personal Data Deletion Request" and doc.status == "Deleted":
+		_flush()  # this transaction's events name the user too
 		erase_user(doc.email, doc.name)
 
 
@@ -122,37 +125,38 @@ def after_rename(doc, method=None, old=None, new=None, merge=False):
 
 def record(doctype: str, name: str, action: str, old_values: dict | None, new_values: dict | None):
 	request = getattr(frappe.local, "request", None)
-	event = audit.AuditEvent(
-		action=action,
-		resource_type=doctype,
-		resource_id=name,
-		user_id=frappe.session.user if getattr(frappe.local, "session", None) else None,
-		old_values=old_values,
-		new_values=new_values,
-		ip_address=getattr(frappe.local, "request_ip", None) if request else None,
-		user_agent=request.headers.get("User-Agent") if request else None,
+	_pending().append(
+		audit.AuditEvent(
+			action=action,
+			resource_type=doctype,
+			resource_id=name,
+			user_id=frappe.session.user if getattr(frappe.local, "session", None) else None,
+			old_values=old_values,
+			new_values=new_values,
+			ip_address=getattr(frappe.local, "request_ip", None) if request else None,
+			user_agent=request.headers.get("User-Agent") if request else None,
+			created_at=datetime.now(UTC),
+		)
 	)
-	ids = audit.write_events(db.cursor(), [event])
-	_pending_metric_rows().extend(ids)
 
 
-def _pending_metric_rows() -> list:
-	"""This transaction's audit row ids; flushed into synapse.metrics just before it commits."""
-	if getattr(frappe.local, "cauldron_audit_ids", None) is None:
-		frappe.local.cauldron_audit_ids = []
-		frappe.db.before_commit.add(_flush_metrics)
-		frappe.db.after_rollback.add(_forget_metrics)
-	return frappe.local.cauldron_audit_ids
+def _pending() -> list:
+	"""This transaction's events, written just before it commits and forgotten if it rolls back."""
+	if getattr(frappe.local, "cauldron_audit_events", None) is None:
+		frappe.local.cauldron_audit_events = []
+		frappe.db.before_commit.add(_flush)
+		frappe.db.after_rollback.add(_forget)
+	return frappe.local.cauldron_audit_events
 
 
-def _flush_metrics():
-	ids, frappe.local.cauldron_audit_ids = frappe.local.cauldron_audit_ids, None
-	if ids:
-		audit.write_event_metrics(db.cursor(), ids, METRIC_PREFIX)
+def _flush():
+	pending, frappe.local.cauldron_audit_events = frappe.local.cauldron_audit_events, None
+	if pending:
+		audit.write_events(db.cursor(), pending)
 
 
-def _forget_metrics():
-	frappe.local.cauldron_audit_ids = None
+def _forget():
+	frappe.local.cauldron_audit_events = None
 
 
 def erase_user(user: str, replacement: str) -> int:

@@ -149,3 +149,21 @@ def test_concurrent_writers_commit_in_any_order_and_the_chain_holds(provisioned)
 	sealer.commit()
 	result = audit.verify(sealer.cursor())
 	assert result.ok and result.rows_checked == 200, str(result)
+
+
+def test_sealing_counts_each_committed_event_into_metrics_once(provisioned):
+	_db, conn = provisioned
+	cur = conn.cursor()
+	audit.write_events(cur, [event(1, action="insert"), event(2, action="update")])
+	cur.execute("SAVEPOINT undo")
+	audit.write_events(cur, [event(3, action="insert")])
+	cur.execute("ROLLBACK TO SAVEPOINT undo")
+	conn.commit()
+
+	assert audit.seal(cur) == 2
+	assert audit.seal(cur) == 0
+	cur.execute("SELECT metric_name, value, dimensions FROM synapse.metrics ORDER BY time")
+	assert cur.fetchall() == [
+		("document.insert", 1.0, {"doctype": "ToDo", "action": "insert"}),
+		("document.update", 1.0, {"doctype": "ToDo", "action": "update"}),
+	]

@@ -19,6 +19,7 @@ from psycopg2.extras import execute_values
 from cauldron.pg.ledger import Step
 
 GENESIS = bytes(32)
+EVENT_METRIC_PREFIX = "document."  # one synapse.metrics point per audit row: document.<action>
 SEAL_BATCH = 5000
 
 CHAIN_DDL = f"""
@@ -61,8 +62,8 @@ class AuditEvent:
 	created_at: datetime | None = None
 
 
-def write_events(cur, events: Iterable[AuditEvent]) -> list[tuple]:
-	"""Insert the events with one multi-row statement; returns their keys, (id, created_at)."""
+def write_events(cur, events: Iterable[AuditEvent]) -> int:
+	"""Insert the events with one multi-row statement; returns how many."""
 	rows = [
 		(
 			e.created_at or datetime.now(UTC),
@@ -78,41 +79,19 @@ def write_events(cur, events: Iterable[AuditEvent]) -> list[tuple]:
 		)
 		for e in events
 	]
-	if not rows:
-		return []
-	return execute_values(
-		cur,
-		"""
-		INSERT INTO core.audit_log (created_at, user_id, action, resource_type, resource_id,
-			old_values, new_values, ip_address, user_agent, pii_salt)
-		VALUES %s
-		RETURNING id, created_at
-		""",
-		rows,
-		template="(%s, %s, %s, %s, %s, %s::jsonb, %s::jsonb, %s, %s, %s)",
-		page_size=1000,
-		fetch=True,
-	)
-
-
-def write_event_metrics(cur, keys: list[tuple], prefix: str) -> int:
-	"""One metric point per audit row (`prefix` + action, dimensions doctype and action), in one
-	statement. Rows a savepoint rolled back are gone, so they count nothing."""
-	if not keys:
-		return 0
-	ids, times = zip(*keys, strict=True)
-	cur.execute(
-		"""
-		INSERT INTO synapse.metrics (time, metric_name, value, dimensions)
-		SELECT a.created_at, %s || a.action, 1, jsonb_build_object('doctype', a.resource_type, 'action', a.action)
-		FROM core.audit_log a
-		JOIN unnest(%s::uuid[], %s::timestamptz[]) AS k (id, created_at)
-			ON a.id = k.id AND a.created_at = k.created_at
-		WHERE a.created_at BETWEEN %s AND %s
-		""",
-		(prefix, [str(i) for i in ids], list(times), min(times), max(times)),
-	)
-	return cur.rowcount
+	if rows:
+		execute_values(
+			cur,
+			"""
+			INSERT INTO core.audit_log (created_at, user_id, action, resource_type, resource_id,
+				old_values, new_values, ip_address, user_agent, pii_salt)
+			VALUES %s
+			""",
+			rows,
+			template="(%s, %s, %s, %s, %s, %s::jsonb, %s::jsonb, %s, %s, %s)",
+			page_size=1000,
+		)
+	return len(rows)
 
 
 def _row_hash(prev_hash: bytes, seq: int, content: str, pii_digest: bytes) -> bytes:
@@ -120,7 +99,8 @@ def _row_hash(prev_hash: bytes, seq: int, content: str, pii_digest: bytes) -> by
 
 
 def seal(cur, batch: int = SEAL_BATCH) -> int:
-	"""Chain the committed rows not sealed yet, oldest first; returns how many were sealed.
+	"""Chain the committed rows not sealed yet, oldest first, and count each into synapse.metrics;
+	returns how many were sealed.
 
 	Only sealers wait on the chain head's lock; writers never touch it.
 	"""
@@ -150,13 +130,22 @@ def seal(cur, batch: int = SEAL_BATCH) -> int:
 			row_hash = _row_hash(last_hash, last_seq, content, digest)
 			updates.append((row_id, created_at, last_seq, last_hash, row_hash, digest))
 			last_hash = row_hash
+		# Sealing is also where each event becomes a metric point: only committed rows get here, so
+		# rolled-back work counts nothing, and the write path carries no metric statement at all.
 		execute_values(
 			cur,
-			"""
-			UPDATE core.audit_log a
-			SET seq = u.seq, prev_hash = u.prev_hash, row_hash = u.row_hash, pii_digest = u.pii_digest
-			FROM (VALUES %s) AS u (id, created_at, seq, prev_hash, row_hash, pii_digest)
-			WHERE a.id = u.id AND a.created_at = u.created_at
+			f"""
+			WITH sealed AS (
+				UPDATE core.audit_log a
+				SET seq = u.seq, prev_hash = u.prev_hash, row_hash = u.row_hash, pii_digest = u.pii_digest
+				FROM (VALUES %s) AS u (id, created_at, seq, prev_hash, row_hash, pii_digest)
+				WHERE a.id = u.id AND a.created_at = u.created_at
+				RETURNING a.created_at, a.action, a.resource_type
+			)
+			INSERT INTO synapse.metrics (time, metric_name, value, dimensions)
+			SELECT created_at, '{EVENT_METRIC_PREFIX}' || action, 1,
+				jsonb_build_object('doctype', resource_type, 'action', action)
+			FROM sealed
 			""",
 			updates,
 			template="(%s::uuid, %s::timestamptz, %s::bigint, %s::bytea, %s::bytea, %s::bytea)",
