@@ -10,7 +10,7 @@ Not seen by any hook, so not audited: frappe.db.set_value, raw SQL and bulk path
 """
 
 import json
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 
 import frappe
 
@@ -135,7 +135,7 @@ def record(doctype: str, name: str, action: str, old_values: dict | None, new_va
 			new_values=new_values,
 			ip_address=getattr(frappe.local, "request_ip", None) if request else None,
 			user_agent=request.headers.get("User-Agent") if request else None,
-			created_at=datetime.now(UTC),
+			created_at=datetime.now(timezone.utc),
 		)
 	)
 

@@ -1,12 +1,12 @@
 import threading
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta, timezone
 
 import pytest
 
 from cauldron.pg import audit, timeseries
 from cauldron.pg.audit import AuditEvent
 
-NOW = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
+NOW = datetime(2026, 11, 25, 10, 0, tzinfo=timezone.utc)
 
 
 def event(i, user="alice@example.com", **kw):

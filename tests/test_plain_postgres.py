@@ -2,7 +2,7 @@
 cleanly, says what is missing, and half-creates nothing."""
 
 import os
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 
 import psycopg2
 import pytest
@@ -51,7 +51,7 @@ def test_without_the_pgvector_package_install_degrades_and_says_so(plain_db):
 	conn.rollback()
 
 	# Everything that does not need pgvector works.
-	now = datetime.now(UTC)
+	now = datetime.now(timezone.utc)
 	timeseries.write_metrics(cur, [(now, "doc.insert", 1, {"doctype": "ToDo"})])
 	assert timeseries.refresh_rollups(cur) == 1
 	cur.execute("SELECT sample_count FROM synapse.metrics_hourly")

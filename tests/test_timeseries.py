@@ -1,12 +1,12 @@
 import math
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta, timezone
 
 import psycopg2
 import pytest
 
 from cauldron.pg import CauldronDBError, timeseries
 
-NOW = datetime(2026, 11, 25, 10, 30, tzinfo=UTC)
+NOW = datetime(2026, 11, 25, 10, 30, tzinfo=timezone.utc)
 RETENTION = {"synapse.metrics": 90, "aegis.security_events": 30, "core.audit_log": None}
 
 

@@ -30,8 +30,13 @@ def test_search_returns_nearest_chunks_in_order(provisioned):
 	assert results[0]["distance"] == pytest.approx(0.0, abs=1e-6)
 	assert results[0]["distance"] <= results[1]["distance"]
 
+	cur.execute("SELECT current_setting('hnsw.iterative_scan'), current_setting('hnsw.ef_search')")
+	assert cur.fetchone() == ("off", "100")
+
 	filtered = vectors.search_chunks(cur, unit(384, 0), limit=5, metadata_filter={"lang": "en"})
 	assert [r["chunk_index"] for r in filtered] == [0, 2]
+	cur.execute("SELECT current_setting('hnsw.iterative_scan')")
+	assert cur.fetchone()[0] == "relaxed_order"  # pgvector 0.8: filtered scans keep walking the graph
 
 	l2 = vectors.search_chunks(cur, unit(384, 5), limit=1, metric="l2")
 	assert l2[0]["content"] == "about payroll"

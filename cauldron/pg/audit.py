@@ -12,7 +12,7 @@ import json
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 
 from psycopg2.extras import execute_values
 
@@ -66,7 +66,7 @@ def write_events(cur, events: Iterable[AuditEvent]) -> int:
 	"""Insert the events with one multi-row statement; returns how many."""
 	rows = [
 		(
-			e.created_at or datetime.now(UTC),
+			e.created_at or datetime.now(timezone.utc),
 			e.user_id,
 			e.action,
 			e.resource_type,

@@ -18,7 +18,7 @@ import math
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta, timezone
 
 from cauldron.pg import CauldronDBError
 from cauldron.pg.ledger import Step
@@ -160,6 +160,7 @@ SELECT time_bucket(INTERVAL '1 hour', time) AS bucket, metric_name, dimensions,{
 FROM synapse.metrics
 GROUP BY bucket, metric_name, dimensions
 WITH NO DATA;
+CREATE INDEX IF NOT EXISTS idx_metrics_hourly_metric ON synapse.metrics_hourly (metric_name, bucket DESC);
 SELECT add_continuous_aggregate_policy('synapse.metrics_hourly',
 	start_offset => INTERVAL '3 days', end_offset => INTERVAL '1 hour',
 	schedule_interval => INTERVAL '1 hour', if_not_exists => TRUE)"""
@@ -174,6 +175,8 @@ CREATE TABLE IF NOT EXISTS synapse.metrics_hourly (
 	sample_count bigint NOT NULL,
 	PRIMARY KEY (bucket, metric_name, dimensions)
 );
+-- dashboards read one metric over a time range
+CREATE INDEX IF NOT EXISTS idx_metrics_hourly_metric ON synapse.metrics_hourly (metric_name, bucket DESC);
 CREATE TABLE IF NOT EXISTS synapse.rollup_invalidations (
 	bucket timestamptz NOT NULL
 );
@@ -226,7 +229,7 @@ def apply_retention_policies(cur, retention_days: dict[str, int | None]) -> None
 
 
 def period_start(moment: datetime, period: str) -> datetime:
-	moment = moment.astimezone(UTC)
+	moment = moment.astimezone(timezone.utc)
 	day = moment.replace(hour=0, minute=0, second=0, microsecond=0)
 	if period == "day":
 		return day
@@ -327,7 +330,7 @@ def maintain_partitions(
 	"""
 	if uses_timescale(cur):
 		return {}
-	now = now or datetime.now(UTC)
+	now = now or datetime.now(timezone.utc)
 	report = {}
 	for table in TABLES:
 		created, dropped = [], []

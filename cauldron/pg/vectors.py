@@ -9,7 +9,6 @@ import math
 from dataclasses import dataclass
 
 from pgvector import Vector
-from pgvector.psycopg2 import register_vector
 
 from cauldron.pg import CauldronDBError
 from cauldron.pg.ledger import Step
@@ -95,7 +94,8 @@ def table_dimension(cur, table: str = "lore.document_chunks") -> int:
 	return row[0]
 
 
-def _vector(values, dimension: int, what: str) -> Vector:
+def _vector(values, dimension: int, what: str) -> str:
+	"""pgvector's text form of `values`, checked; sent with a ::vector cast, so no type lookup is needed."""
 	try:
 		floats = [float(v) for v in values]
 	except (TypeError, ValueError):
@@ -107,7 +107,7 @@ def _vector(values, dimension: int, what: str) -> Vector:
 		)
 	if not all(math.isfinite(v) for v in floats):
 		raise VectorDimensionError(f"{what} contains a value that is not finite")
-	return Vector(floats)
+	return Vector(floats).to_text()
 
 
 @dataclass(frozen=True)
@@ -125,7 +125,6 @@ def replace_document_chunks(cur, document_id: str, chunks: list[Chunk]) -> int:
 	from psycopg2.extras import execute_values
 
 	dimension = table_dimension(cur)
-	register_vector(cur)
 	rows = []
 	seen = set()
 	for chunk in chunks:
@@ -158,7 +157,7 @@ def replace_document_chunks(cur, document_id: str, chunks: list[Chunk]) -> int:
 				SET content = EXCLUDED.content, metadata = EXCLUDED.metadata, embedding = EXCLUDED.embedding
 			""",
 			rows,
-			template="(%s, %s, %s, %s::jsonb, %s)",
+			template="(%s, %s, %s, %s::jsonb, %s::vector)",
 		)
 	return len(rows)
 
@@ -171,10 +170,9 @@ def delete_document_chunks(cur, document_id: str) -> None:
 
 def set_entity_embedding(cur, entity_id: str, embedding) -> None:
 	dimension = table_dimension(cur, "lore.entity_embeddings")
-	register_vector(cur)
 	cur.execute(
 		"""
-		INSERT INTO lore.entity_embeddings (entity_id, embedding) VALUES (%s, %s)
+		INSERT INTO lore.entity_embeddings (entity_id, embedding) VALUES (%s, %s::vector)
 		ON CONFLICT (entity_id) DO UPDATE SET embedding = EXCLUDED.embedding, updated_at = now()
 		""",
 		(entity_id, _vector(embedding, dimension, "entity embedding")),
@@ -182,21 +180,33 @@ def set_entity_embedding(cur, entity_id: str, embedding) -> None:
 
 
 def _distance(metric: str, dimension: int) -> str:
-	if metric not in METRICS:
-		raise CauldronDBError(f"unknown metric {metric!r}: use one of {', '.join(METRICS)}")
 	if dimension > MAX_VECTOR_INDEX_DIMENSION:
 		return f"{_indexed('embedding', dimension)} {METRICS[metric]} %(query)s::halfvec({dimension})"
-	return f"embedding {METRICS[metric]} %(query)s"
+	return f"embedding {METRICS[metric]} %(query)s::vector"
 
 
-def _search_settings(cur, ef_search: int, filtered: bool) -> None:
-	cur.execute("SELECT set_config('hnsw.ef_search', %s, true)", (str(int(ef_search)),))
-	if filtered:
-		# pgvector 0.8: keep scanning the graph until enough rows pass the filter.
-		cur.execute("SELECT extversion FROM pg_extension WHERE extname = 'vector'")
-		version = tuple(int(p) for p in cur.fetchone()[0].split(".")[:2])
-		if version >= (0, 8):
-			cur.execute("SELECT set_config('hnsw.iterative_scan', 'relaxed_order', true)")
+def _prepare_search(cur, ef_search: int, filtered: bool) -> int:
+	"""One round trip: the table's dimension, and this transaction's HNSW settings.
+
+	With a filter on pgvector 0.8+, the scan keeps walking the graph until enough rows pass it
+	(iterative scan); CASE evaluates set_config only when that applies.
+	"""
+	cur.execute(
+		"""
+		SELECT a.atttypmod,
+			set_config('hnsw.ef_search', %(ef_search)s, true),
+			CASE WHEN %(filtered)s AND string_to_array(e.extversion, '.')::int[] >= '{0,8}'
+				THEN set_config('hnsw.iterative_scan', 'relaxed_order', true) END
+		FROM pg_attribute a, pg_extension e
+		WHERE a.attrelid = to_regclass('lore.document_chunks') AND a.attname = 'embedding'
+			AND NOT a.attisdropped AND e.extname = 'vector'
+		""",
+		{"ef_search": str(int(ef_search)), "filtered": filtered},
+	)
+	row = cur.fetchone()
+	if row is None:
+		return table_dimension(cur)  # raises VectorsUnavailable with what to do
+	return row[0]
 
 
 def search_chunks(
@@ -211,14 +221,14 @@ def search_chunks(
 	`metadata_filter`. Cosine uses the HNSW index; l2 and inner_product scan exactly."""
 	import json
 
-	dimension = table_dimension(cur)
 	if not isinstance(limit, int) or not 1 <= limit <= 1000:
 		raise CauldronDBError(f"limit must be a whole number from 1 to 1000, got {limit!r}")
 	if metadata_filter is not None and not isinstance(metadata_filter, dict):
 		raise CauldronDBError(f"metadata filter must be an object, got {metadata_filter!r}")
+	if metric not in METRICS:
+		raise CauldronDBError(f"unknown metric {metric!r}: use one of {', '.join(METRICS)}")
+	dimension = _prepare_search(cur, max(ef_search, limit), metadata_filter is not None)
 	distance = _distance(metric, dimension)
-	register_vector(cur)
-	_search_settings(cur, max(ef_search, limit), metadata_filter is not None)
 	where = "WHERE embedding IS NOT NULL" + (" AND metadata @> %(filter)s::jsonb" if metadata_filter else "")
 	# relaxed_order may return near-ties out of order: sort the few rows again outside.
 	cur.execute(
