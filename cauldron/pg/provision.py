@@ -6,7 +6,7 @@ provision`, and from the tests, always with a cursor of the site database.
 
 from dataclasses import dataclass, field
 
-from cauldron.pg import audit, capabilities, ledger, timeseries, vectors
+from cauldron.pg import audit, capabilities, ledger, tables, timeseries, vectors
 from cauldron.pg.ledger import Outcome
 
 SCHEMAS = ("core", "lore", "synapse", "aegis", "aether", "command", "auth", "storage")
@@ -61,7 +61,12 @@ def ensure_schemas(cur) -> list[str]:
 
 
 def all_steps(settings: Settings, timescale: bool) -> list[ledger.Step]:
-	return [*timeseries.steps(timescale), *audit.steps(), *vectors.steps(settings.embedding_dimension)]
+	return [
+		*timeseries.steps(timescale),
+		*audit.steps(),
+		*vectors.steps(settings.embedding_dimension),
+		*tables.steps(),
+	]
 
 
 def provision(cur, settings: Settings | None = None) -> Result:
