@@ -32,13 +32,24 @@ def doctor(context):
 @cauldron.command("provision")
 @click.option("--db-root-username", default="postgres", show_default=True, help="A superuser of the server")
 @click.option("--db-root-password", prompt=True, hide_input=True, help="Its password")
+@click.option(
+	"--reader-role",
+	default="cauldron_reader",
+	show_default=True,
+	help="A NOLOGIN role to create that may read the seed-shaped views and tables and nothing else"
+	" (grant it to BI or psql users); pass '' for none",
+)
 @pass_context
-def provision_command(context, db_root_username, db_root_password):
-	"""Create the extensions the server offers in the site's database (as a superuser), then provision."""
+def provision_command(context, db_root_username, db_root_password, reader_role):
+	"""Create the extensions the server offers in the site's database (as a superuser), then provision.
+
+	Also creates the read-only role for SQL consumers; the site's own database user then grants it
+	the seed views, again after every migrate.
+	"""
 	import psycopg2
 
-	from cauldron.pg import capabilities
-	from cauldron.setup.install import provision_site
+	from cauldron.pg import capabilities, views
+	from cauldron.setup.install import create_seed_views, grant_sql_reader, provision_site
 
 	with _site(context):
 		conf = frappe.conf
@@ -52,10 +63,18 @@ def provision_command(context, db_root_username, db_root_password):
 		try:
 			with root, root.cursor() as cur:
 				created = capabilities.create_extensions(cur, list(capabilities.EXTENSIONS))
+				if reader_role:
+					views.create_reader_role(cur, reader_role)
 		finally:
 			root.close()
 		click.echo(f"Extensions created in {conf.db_name}: {', '.join(created) or 'none needed'}")
 		provision_site()
+		create_seed_views()
+		if reader_role:
+			grant_sql_reader(reader_role)
+			click.echo(
+				f"{reader_role} may read the seed views and tables (GRANT {reader_role} TO a login role)."
+			)
 
 
 @cauldron.command("verify-audit")

@@ -10,7 +10,30 @@ app_license = "mit"
 # Cauldron is Postgres-only: before_install refuses any other database before anything is created.
 before_install = "cauldron.setup.install.before_install"
 after_install = "cauldron.setup.install.after_install"
-after_uninstall = "cauldron.setup.install.after_uninstall"
+# The seed-shaped views depend on DocType tables, which migrate ALTERs and uninstall DROPs.
+before_migrate = "cauldron.setup.install.before_migrate"
+after_migrate = "cauldron.setup.install.after_migrate"
+before_uninstall = "cauldron.setup.install.before_uninstall"
+
+# One role per area; DocPerms grant each only its own module's DocTypes.
+fixtures = [
+	{
+		"dt": "Role",
+		"filters": [
+			[
+				"role_name",
+				"in",
+				[
+					"Cauldron Manager",
+					"Knowledge Editor",
+					"Synapse Analyst",
+					"Security Analyst",
+					"Agent Operator",
+				],
+			]
+		],
+	}
+]
 
 # Scheduled Tasks
 # ---------------
@@ -29,5 +52,20 @@ doc_events = {
 		"on_change": "cauldron.events.on_change",
 		"after_delete": "cauldron.events.after_delete",
 		"after_rename": "cauldron.events.after_rename",
+	},
+	# The seed's ON DELETE CASCADE / SET NULL for the Links into these DocTypes (cauldron.relations).
+	**{
+		doctype: {"on_trash": "cauldron.relations.on_trash"}
+		for doctype in (
+			"Aether Agent Definition",
+			"Aether Agent Instance",
+			"Aether Agent Task",
+			"Cauldron Organization",
+			"Cauldron Team",
+			"Lore Document",
+			"Lore Entity",
+			"Synapse Analytics Metric",
+			"User",
+		)
 	},
 }

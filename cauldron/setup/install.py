@@ -5,7 +5,7 @@ import frappe
 
 from cauldron import db
 from cauldron.events import DEFAULT_EXCLUDED
-from cauldron.pg import provision
+from cauldron.pg import provision, views
 
 
 def before_install():
@@ -15,6 +15,15 @@ def before_install():
 def after_install():
 	provision_site()
 	set_default_audit_exclusions()
+	create_seed_views()
+
+
+def before_migrate():
+	drop_seed_views()
+
+
+def after_migrate():
+	create_seed_views()
 
 
 def set_default_audit_exclusions():
@@ -44,7 +53,33 @@ def provision_site() -> provision.Result:
 	return result
 
 
-def after_uninstall():
+def create_seed_views() -> list[views.Skipped]:
+	"""(Re)create the views that show every seed table under its seed name and columns."""
+	skipped = views.create_views(db.cursor())
+	frappe.db.commit()
+	for view in skipped:
+		click.secho(f"Seed view {view.relation} not created: {view.reason}", fg="yellow")
+	return skipped
+
+
+def drop_seed_views() -> list[str]:
+	dropped = views.drop_views(db.cursor())
+	frappe.db.commit()
+	return dropped
+
+
+def grant_sql_reader(role: str) -> list[views.Skipped]:
+	"""Let the database role `role` read the seed views and tables, now and after every migrate."""
+	skipped = views.grant_reader(db.cursor(), role)
+	frappe.db.commit()
+	for relation in skipped:
+		click.secho(f"{role}: {relation.reason}", fg="yellow")
+	return skipped
+
+
+def before_uninstall():
+	# Before Frappe drops the DocType tables: views over them would make those DROPs fail.
+	drop_seed_views()
 	dropped = provision.drop_schemas(db.cursor())
 	frappe.db.commit()
 	click.echo(f"Dropped Cauldron schemas: {', '.join(dropped) or 'none'}")

@@ -1,0 +1,7 @@
+frappe.ui.form.on("Aegis Security Event", {
+	refresh(frm) {
+		// Rows of a real table, written elsewhere: the form only shows them.
+		frm.set_read_only();
+		frm.disable_save();
+	},
+});

@@ -1,0 +1,45 @@
+"""Aether endpoints: /api/method/cauldron.api.aether.<name>"""
+
+import frappe
+from frappe import _
+
+from cauldron import db
+from cauldron.pg import CauldronDBError, tables
+
+MAX_BATCH = 5000
+
+
+@frappe.whitelist(methods=["POST"])
+def record_interactions(interactions) -> list[str]:
+	"""Record agent interactions in aether.agent_interactions with one statement; returns their ids.
+
+	`interactions` is a list of {agent_instance_id, session_id, interaction_type, content, metadata}.
+	The caller needs write permission on each agent instance named (an Agent Operator has it). The
+	batch is checked whole before anything is written: one bad interaction records none of them.
+	"""
+	interactions = frappe.parse_json(interactions)
+	if not isinstance(interactions, list) or not interactions:
+		frappe.throw(_("interactions must be a non-empty list"))
+	if len(interactions) > MAX_BATCH:
+		frappe.throw(_("At most {0} interactions per call, not {1}").format(MAX_BATCH, len(interactions)))
+	rows = []
+	for position, item in enumerate(interactions, 1):
+		if not isinstance(item, dict):
+			frappe.throw(_("Interaction {0} is not an object").format(position))
+		rows.append(
+			tables.AgentInteraction(
+				session_id=item.get("session_id"),
+				agent_instance_id=item.get("agent_instance_id"),
+				interaction_type=item.get("interaction_type"),
+				content=item.get("content"),
+				metadata=item.get("metadata"),
+			)
+		)
+	for instance in sorted({str(row.agent_instance_id) for row in rows}):
+		if not frappe.db.exists("Aether Agent Instance", instance):
+			frappe.throw(_("Agent instance {0} does not exist").format(instance), frappe.DoesNotExistError)
+		frappe.has_permission("Aether Agent Instance", "write", doc=instance, throw=True)
+	try:
+		return tables.write_agent_interactions(db.cursor(), rows)
+	except CauldronDBError as e:
+		frappe.throw(str(e), title=_("Invalid agent interaction"))

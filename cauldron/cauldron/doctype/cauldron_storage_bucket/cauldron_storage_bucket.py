@@ -1,0 +1,5 @@
+from cauldron.model import SeedDocument
+
+
+class CauldronStorageBucket(SeedDocument):
+	pass

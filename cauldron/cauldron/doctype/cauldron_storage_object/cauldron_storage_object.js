@@ -1,0 +1,5 @@
+frappe.ui.form.on("Cauldron Storage Object", {
+	setup(frm) {
+		frm.set_query("object_owner", () => ({ filters: { enabled: 1 } }));
+	},
+});

@@ -1,0 +1,152 @@
+"""Base classes of the DocTypes that carry the seed's tables."""
+
+import json
+import re
+import uuid
+
+import frappe
+from frappe import _
+from frappe.model.document import Document
+from psycopg2 import sql
+
+from cauldron import db
+
+# Keys that name a credential: their values belong in a Password field, not in plain JSON.
+SECRET_KEY = re.compile(r"pass(word|wd|phrase)?$|secret|token|api[_-]?key|private[_-]?key|credential", re.I)
+
+
+class InvalidJSON(frappe.ValidationError):
+	pass
+
+
+class SecretInJSON(frappe.ValidationError):
+	pass
+
+
+class SeedDocument(Document):
+	"""A row of a seed table. JSON fields (its own and its children's) must hold JSON."""
+
+	def load_from_db(self):
+		super().load_from_db()
+		# psycopg2 hands a json column back parsed; an array would then break as_dict (see below).
+		for doc in (self, *self.get_all_children()):
+			normalize_json_fields(doc)
+
+	def before_validate(self):
+		for doc in (self, *self.get_all_children()):
+			normalize_json_fields(doc)
+
+
+class UUIDNamedDocument(SeedDocument):
+	"""A seed row keyed, as in the seed, by a UUID (Frappe 15 has no UUID autoname)."""
+
+	def autoname(self):
+		self.name = str(uuid.uuid4())
+
+	def before_validate(self):
+		super().before_validate()
+		# Names given by a data import must still be UUIDs: the SQL views cast them.
+		if not is_uuid(self.name):
+			frappe.throw(_("{0} is not a UUID; {1} names are UUIDs.").format(self.name, _(self.doctype)))
+
+
+def is_uuid(value) -> bool:
+	try:
+		uuid.UUID(str(value))
+	except ValueError:
+		return False
+	return True
+
+
+def normalize_json_fields(doc) -> None:
+	"""Refuse malformed JSON with a clear error, and store arrays as text: Frappe 15 refuses a
+	list as a field value, yet a JSON field may hold one (a playbook's steps)."""
+	for df in doc.meta.get("fields", {"fieldtype": "JSON"}):
+		value = doc.get(df.fieldname)
+		if value in (None, ""):
+			doc.set(df.fieldname, None)
+		elif isinstance(value, str):
+			try:
+				json.loads(value)
+			except ValueError as e:
+				frappe.throw(
+					_("{0} is not valid JSON: {1}").format(_(df.label), e),
+					InvalidJSON,
+					title=_("Invalid JSON"),
+				)
+		elif not isinstance(value, dict):
+			doc.set(df.fieldname, json.dumps(value))
+
+
+def refuse_secrets(doc, json_field: str, password_field: str) -> None:
+	"""Refuse a credential inside a JSON field: it would be stored and shown in plain text."""
+	value = doc.get(json_field)
+	if isinstance(value, str):
+		value = json.loads(value)
+	key = _secret_key(value)
+	if key:
+		frappe.throw(
+			_(
+				"{0} must not hold credentials (found key {1}); put the secret in {2}, which is encrypted."
+			).format(
+				_(doc.meta.get_label(json_field)), frappe.bold(key), _(doc.meta.get_label(password_field))
+			),
+			SecretInJSON,
+			title=_("Secret in plain JSON"),
+		)
+
+
+def _secret_key(value) -> str | None:
+	if isinstance(value, dict):
+		for key, item in value.items():
+			if SECRET_KEY.search(str(key)) and item not in (None, ""):
+				return key
+			found = _secret_key(item)
+			if found:
+				return found
+	elif isinstance(value, list):
+		for item in value:
+			found = _secret_key(item)
+			if found:
+				return found
+	return None
+
+
+def check_unique_together(doc, *fieldnames: str) -> None:
+	"""The seed's multi-column UNIQUE, with a clear message; a database constraint added in the
+	DocType's on_doctype_update settles races."""
+	filters = {f: doc.get(f) for f in fieldnames}
+	if frappe.db.exists(doc.doctype, {**filters, "name": ("!=", doc.name)}):
+		frappe.throw(
+			_("A {0} with {1} already exists.").format(
+				_(doc.doctype),
+				", ".join(f"{_(doc.meta.get_label(f))} {frappe.bold(doc.get(f))}" for f in fieldnames),
+			),
+			frappe.UniqueValidationError,
+			title=_("Duplicate"),
+		)
+
+
+def add_unique_index(doctype: str, *fieldnames: str) -> None:
+	"""Called from on_doctype_update. Columns are quoted (frappe.db.add_unique does not, and `user`
+	is reserved). The name ends in `_key`, as Postgres names unique constraints: Frappe recognises a
+	unique violation by it and raises UniqueValidationError."""
+	index = (frappe.scrub(doctype) + "_" + "_".join(fieldnames))[:59] + "_key"
+	db.cursor().execute(
+		sql.SQL("CREATE UNIQUE INDEX IF NOT EXISTS {} ON {} ({})").format(
+			sql.Identifier(index),
+			sql.Identifier("tab" + doctype),
+			sql.SQL(", ").join(map(sql.Identifier, fieldnames)),
+		)
+	)
+
+
+def check_range(doc, fieldname: str, low: float, high: float) -> None:
+	value = doc.get(fieldname)
+	if value is not None and not low <= value <= high:
+		frappe.throw(
+			_("{0} must be from {1} to {2}, not {3}.").format(
+				_(doc.meta.get_label(fieldname)), low, high, value
+			),
+			title=_("Out of range"),
+		)

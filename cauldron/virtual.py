@@ -1,0 +1,297 @@
+"""Read-only virtual DocTypes over Cauldron's real tables (audit log, metrics, security events,
+document chunks, agent interactions): Desk's list view with filters and sorting, the count, the form
+and REST reads come straight from SQL; inserts, updates and deletes are refused.
+
+Frappe calls a virtual DocType's get_list/get_count/get_stats from Desk without checking
+permissions itself, so each of them checks read permission here.
+"""
+
+import json
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import frappe
+from frappe import _
+from frappe.database.utils import DefaultOrderBy
+from frappe.model.base_document import get_controller
+from frappe.model.document import Document
+from frappe.utils import get_datetime, get_system_timezone, get_timespan_date_range
+from frappe.utils.data import get_filter
+
+from cauldron import db
+from cauldron.model import is_uuid
+
+# Unfiltered counts above this come from the planner's estimate, not a scan of the whole table.
+EXACT_COUNT_LIMIT = 100_000
+# Columns Frappe's list view asks for that rows of a plain table do not have.
+UNSTORED_FIELDS = {
+	"owner": "NULL::text",
+	"modified_by": "NULL::text",
+	"docstatus": "0",
+	"idx": "0",
+	"_user_tags": "NULL::text",
+	"_comments": "NULL::text",
+	"_assign": "NULL::text",
+	"_liked_by": "NULL::text",
+	"_seen": "NULL::text",
+	"_comment_count": "0",
+}
+_FIELD = re.compile(r"^(?:`?tab[^`.]+`?\.)?`?(\w+)`?(?:\s+as\s+`?(\w+)`?)?$", re.I)
+_ORDER = re.compile(r"^(?:`?tab[^`.]+`?\.)?`?(\w+)`?(?:\s+(asc|desc))?$", re.I)
+
+
+class ReadOnlyTable(frappe.PermissionError):
+	pass
+
+
+def by_id(name: str) -> tuple[str, tuple] | None:
+	return ("id = %s::uuid", (name,)) if is_uuid(name) else None
+
+
+@dataclass(frozen=True)
+class RealTable:
+	relation: str  # the real table, schema-qualified
+	name: str  # SQL expression that names a row
+	columns: dict[str, str]  # fieldname -> SQL expression over the table
+	time_column: str  # fieldname the list sorts by, shown as created and modified
+	written_by: str  # where rows come from, for the error when someone tries to write
+	uuid_fields: frozenset[str] = field(default_factory=frozenset)
+	lookup: Callable[[str], tuple[str, tuple] | None] = by_id  # name -> WHERE clause, or None
+
+
+class ReadOnlyTableDocument(Document):
+	"""A virtual DocType backed by `real_table`, one of Cauldron's real tables. (Not `source`: a
+	field of that name, such as a security event's, would hide the class attribute.)"""
+
+	real_table: RealTable
+
+	@staticmethod
+	def get_list(args) -> list:
+		return _query(args["doctype"], args).rows()
+
+	@staticmethod
+	def get_count(args) -> int:
+		return _query(args["doctype"], args).count()
+
+	@staticmethod
+	def get_stats(args) -> dict:
+		frappe.has_permission(args["doctype"], "read", throw=True)
+		return {}  # no tags on these rows
+
+	def load_from_db(self):
+		found = self.real_table.lookup(self.name)
+		row = _query(self.doctype, {}, check_permission=False).load(found) if found else None
+		if row is None:
+			frappe.throw(_("{0} {1} not found").format(_(self.doctype), self.name), frappe.DoesNotExistError)
+		super(Document, self).__init__(row)
+
+	def db_insert(self, *args, **kwargs):
+		self._refuse()
+
+	def db_update(self, *args, **kwargs):
+		self._refuse()
+
+	def delete(self, *args, **kwargs):
+		self._refuse()
+
+	def _refuse(self):
+		frappe.throw(
+			_("{0} is read-only: its rows are in {1}, written by {2}.").format(
+				_(self.doctype), self.real_table.relation, self.real_table.written_by
+			),
+			ReadOnlyTable,
+			title=_("Read-only"),
+		)
+
+
+class _query:
+	"""One list, count or load of a Source, built from Frappe's list arguments."""
+
+	def __init__(self, doctype: str, args: dict, check_permission: bool = True):
+		if check_permission:
+			frappe.has_permission(doctype, "read", throw=True)
+		self.doctype = doctype
+		self.meta = frappe.get_meta(doctype)
+		self.real_table: RealTable = get_controller(doctype).real_table
+		self.args = frappe._dict(args)
+		self.params: dict = {"tz": get_system_timezone()}
+
+	# --- expressions ---
+
+	def _param(self, value) -> str:
+		key = f"p{len(self.params)}"
+		self.params[key] = value
+		return f"%({key})s"
+
+	def _fieldtype(self, fieldname: str) -> str | None:
+		if fieldname in ("creation", "modified"):
+			return "Datetime"
+		df = self.meta.get_field(fieldname)
+		return df.fieldtype if df else None
+
+	def _column(self, fieldname: str) -> str:
+		"""The stored value of a field, as filters and sorting compare it."""
+		if fieldname == "name":
+			return self.real_table.name
+		if fieldname in ("creation", "modified"):
+			fieldname = self.real_table.time_column
+		if fieldname in self.real_table.columns:
+			return self.real_table.columns[fieldname]
+		frappe.throw(_("{0} has no field {1}").format(_(self.doctype), fieldname), frappe.DataError)
+
+	def _output(self, fieldname: str) -> str:
+		"""A field as the document shows it: datetimes in the site's time zone, UUIDs as text."""
+		if fieldname in UNSTORED_FIELDS:
+			return UNSTORED_FIELDS[fieldname]
+		column = self._column(fieldname)
+		if self._fieldtype(fieldname) == "Datetime":
+			return f"({column} AT TIME ZONE %(tz)s)"
+		if fieldname in self.real_table.uuid_fields:
+			return f"({column})::text"
+		return column
+
+	def _value(self, fieldname: str, value) -> str:
+		"""A filter value, checked against the field's type so bad input is an error, not a 500."""
+		fieldtype = self._fieldtype(fieldname)
+		if fieldtype == "Datetime":
+			try:
+				moment = get_datetime(value)
+			except Exception:
+				moment = None
+			if moment is None:
+				frappe.throw(_("{0} is not a date and time").format(frappe.bold(value)))
+			return f"({self._param(moment.replace(tzinfo=None))}::timestamp AT TIME ZONE %(tz)s)"
+		if fieldname in self.real_table.uuid_fields and not is_uuid(value):
+			frappe.throw(_("{0} is not a UUID").format(frappe.bold(value)))
+		if fieldtype in ("Int", "Float", "Check"):
+			try:
+				float(value)
+			except (TypeError, ValueError):
+				frappe.throw(_("{0} is not a number").format(frappe.bold(value)))
+		return self._param(value)
+
+	# --- clauses ---
+
+	def _condition(self, f) -> str:
+		fieldname, operator, value = f.fieldname, f.operator.lower(), f.value
+		column = self._column(fieldname)
+		if operator == "timespan":
+			operator, value = "between", get_timespan_date_range(value)
+		if operator in ("=", ">", "<", ">=", "<="):
+			return f"{column} {operator} {self._value(fieldname, value)}"
+		if operator == "!=":
+			return f"{column} IS DISTINCT FROM {self._value(fieldname, value)}"
+		if operator in ("like", "not like"):
+			negate = "NOT " if operator == "not like" else ""
+			return f"coalesce({negate}({column})::text ILIKE {self._param(str(value))}, {bool(negate)})"
+		if operator in ("in", "not in"):
+			values = value.split(",") if isinstance(value, str) else list(value or [])
+			values = [v.strip() if isinstance(v, str) else v for v in values if v not in (None, "")]
+			if not values:
+				return "FALSE" if operator == "in" else "TRUE"
+			listed = ", ".join(self._value(fieldname, v) for v in values)
+			if operator == "in":
+				return f"{column} IN ({listed})"
+			return f"({column} IS NULL OR {column} NOT IN ({listed}))"
+		if operator == "is":
+			return f"{column} IS {'NOT NULL' if value == 'set' else 'NULL'}"
+		if operator == "between":
+			low, high = (get_datetime(v) if self._fieldtype(fieldname) == "Datetime" else v for v in value)
+			if self._fieldtype(fieldname) == "Datetime" and len(str(value[1])) <= 10:
+				high = high.replace(hour=23, minute=59, second=59, microsecond=999999)
+			return f"{column} BETWEEN {self._value(fieldname, low)} AND {self._value(fieldname, high)}"
+		frappe.throw(_("Filter operator {0} is not supported on {1}").format(operator, _(self.doctype)))
+
+	def _filters(self, filters) -> list:
+		if isinstance(filters, str):
+			filters = json.loads(filters or "[]")
+		if isinstance(filters, dict):
+			filters = [{key: value} for key, value in filters.items()]
+		return [get_filter(self.doctype, f) for f in filters or []]
+
+	def _where(self) -> str:
+		conditions = [self._condition(f) for f in self._filters(self.args.filters)]
+		alternatives = [self._condition(f) for f in self._filters(self.args.or_filters)]
+		if alternatives:
+			conditions.append("(" + " OR ".join(alternatives) + ")")
+		return " AND ".join(conditions) or "TRUE"
+
+	def _fields(self) -> list[tuple[str, str]]:
+		"""(fieldname, output key) of each requested field; every field when none is named."""
+		requested = self.args.fields or []
+		if isinstance(requested, str):
+			requested = json.loads(requested) if requested.startswith("[") else [requested]
+		if self.args.pluck:
+			requested = [self.args.pluck]
+		if not requested or "*" in requested:
+			return [("name", "name"), *((f, f) for f in self.real_table.columns), ("modified", "modified")]
+		result = []
+		for spec in requested:
+			match = _FIELD.match(spec.strip())
+			if not match:
+				frappe.throw(_("Field {0} is not supported on {1}").format(spec, _(self.doctype)))
+			result.append((match.group(1), match.group(2) or match.group(1)))
+		return result
+
+	def _order(self) -> str:
+		items = []
+		order_by = "" if self.args.order_by == DefaultOrderBy else self.args.order_by
+		for item in (order_by or "").split(","):
+			match = _ORDER.match(item.strip())
+			if match:
+				items.append(f"{self._column(match.group(1))} {(match.group(2) or 'asc').upper()}")
+		return ", ".join(items) or f"{self._column(self.real_table.time_column)} DESC"
+
+	def _limits(self) -> str:
+		limit = self.args.page_length or self.args.limit_page_length or self.args.limit
+		start = self.args.start or self.args.limit_start or 0
+		clause = f" OFFSET {int(start)}"
+		return f" LIMIT {int(limit)}{clause}" if limit else clause
+
+	def _run(self, statement: str) -> tuple[list, list]:
+		cur = db.cursor()
+		cur.execute(statement, self.params)
+		return [c.name for c in cur.description], cur.fetchall()
+
+	# --- results ---
+
+	def rows(self) -> list:
+		fields = self._fields()
+		select = ", ".join(f'{self._output(f)} AS "{key}"' for f, key in fields)
+		statement = (
+			f"SELECT {select} FROM {self.real_table.relation} WHERE {self._where()}"
+			f" ORDER BY {self._order()}{self._limits()}"
+		)
+		columns, rows = self._run(statement)
+		if self.args.pluck:
+			return [row[0] for row in rows]
+		if self.args.as_list:
+			return [list(row) for row in rows]
+		return [frappe._dict(zip(columns, row, strict=True)) for row in rows]
+
+	def count(self) -> int:
+		where = self._where()
+		relation = self.real_table.relation
+		if where == "TRUE":
+			_columns, plan = self._run(f"EXPLAIN (FORMAT JSON) SELECT 1 FROM {relation}")
+			estimate = int(plan[0][0][0]["Plan"]["Plan Rows"])
+			if estimate > EXACT_COUNT_LIMIT:
+				return estimate
+		return self._run(f"SELECT count(*) FROM {relation} WHERE {where}")[1][0][0]
+
+	def load(self, found: tuple[str, tuple]) -> dict | None:
+		condition, values = found
+		fields = self._fields()
+		select = ", ".join(f'{self._output(f)} AS "{key}"' for f, key in fields)
+		placeholders = tuple(self._param(v) for v in values)
+		statement = (
+			f"SELECT {select} FROM {self.real_table.relation} WHERE {condition % placeholders} LIMIT 1"
+		)
+		columns, rows = self._run(statement)
+		if not rows:
+			return None
+		row = dict(zip(columns, rows[0], strict=True))
+		row["creation"] = row["modified"]
+		row["docstatus"] = 0
+		return row
