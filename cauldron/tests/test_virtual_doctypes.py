@@ -5,6 +5,7 @@ import json
 
 import frappe
 from frappe.desk import reportview
+from frappe.desk.form.load import getdoc
 from frappe.tests.utils import FrappeTestCase
 
 from cauldron import db
@@ -61,8 +62,9 @@ class TestVirtualDocTypes(FrappeTestCase):
 				rows = desk_list(doctype)
 				self.assertTrue(rows)
 				self.assertGreaterEqual(desk_count(doctype), len(rows))
-				doc = frappe.get_doc(doctype, rows[0]["name"])
-				self.assertTrue(doc.has_permission("read"))
+				frappe.local.response = frappe._dict(docs=[])
+				getdoc(doctype, rows[0]["name"])  # what the form loads
+				(doc,) = frappe.response.docs
 				for fieldname, value in rows[0].items():
 					if fieldname not in ("modified", "_comment_count"):
 						self.assertEqual(doc.get(fieldname), value, fieldname)
