@@ -11,8 +11,11 @@ from psycopg2 import sql
 
 from cauldron import db
 
-# Keys that name a credential: their values belong in a Password field, not in plain JSON.
-SECRET_KEY = re.compile(r"pass(word|wd|phrase)?$|secret|token|api[_-]?key|private[_-]?key|credential", re.I)
+# A key that names a credential, as a whole word of it (so `max_tokens` is no token): its text
+# value belongs in a Password field, not in plain JSON.
+SECRET_KEY = re.compile(
+	r"(^|_)(password|passwd|pass|passphrase|secret|token|api_?key|private_key|access_key|credentials?)(_|$)"
+)
 
 
 class InvalidJSON(frappe.ValidationError):
@@ -99,7 +102,7 @@ def refuse_secrets(doc, json_field: str, password_field: str) -> None:
 def _secret_key(value) -> str | None:
 	if isinstance(value, dict):
 		for key, item in value.items():
-			if SECRET_KEY.search(str(key)) and item not in (None, ""):
+			if isinstance(item, str) and item and SECRET_KEY.search(str(key).lower().replace("-", "_")):
 				return key
 			found = _secret_key(item)
 			if found:

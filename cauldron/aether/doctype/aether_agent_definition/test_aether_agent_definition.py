@@ -16,7 +16,11 @@ class TestAetherAgentDefinition(FrappeTestCase):
 			make(
 				"Aether Agent Definition", model_config=json.dumps({"model": "gpt-4o", "api_key": "sk-live"})
 			)
-		definition = make("Aether Agent Definition", model_api_key="sk-live-abc")
+		definition = make(
+			"Aether Agent Definition",
+			model_api_key="sk-live-abc",
+			model_config=json.dumps({"model": "gpt-4o", "max_tokens": 1024, "password_policy": {"min": 8}}),
+		)
 		self.assertEqual(definition.get_password("model_api_key"), "sk-live-abc")
 		cur = db.cursor()
 		cur.execute("SELECT d::text FROM aether.agent_definitions d WHERE id = %s", (definition.name,))
