@@ -1,0 +1,48 @@
+"""Bench tier: each area's workspace shows to its role (and not to a plain user), and its number
+cards count what their filters say."""
+
+import frappe
+from frappe.desk.desktop import get_workspace_sidebar_items
+from frappe.desk.doctype.number_card.number_card import get_result
+from frappe.tests.utils import FrappeTestCase
+
+from cauldron.tests.factories import make, user_with_roles
+
+WORKSPACES = {
+	"Cauldron": "Cauldron Manager",
+	"Lore": "Knowledge Editor",
+	"Synapse": "Synapse Analyst",
+	"Aegis": "Security Analyst",
+	"Aether": "Agent Operator",
+}
+
+
+def visible_workspaces(user: str) -> set[str]:
+	frappe.set_user(user)
+	try:
+		return {page["name"] for page in get_workspace_sidebar_items()["pages"]} & set(WORKSPACES)
+	finally:
+		frappe.set_user("Administrator")
+
+
+class TestWorkspaces(FrappeTestCase):
+	def test_each_area_sees_its_own_workspace_and_a_plain_user_none(self):
+		for workspace, role in WORKSPACES.items():
+			user = f"cauldron-ws-{frappe.scrub(role).replace('_', '-')}@example.com"
+			user_with_roles(user, role)
+			self.assertIn(workspace, visible_workspaces(user), role)
+		user_with_roles("cauldron-ws-plain@example.com")
+		self.assertEqual(visible_workspaces("cauldron-ws-plain@example.com"), set())
+
+	def test_number_cards_count_by_their_filters(self):
+		card = frappe.get_doc("Number Card", "Aether Pending Approvals")
+		before = get_result(card.as_json(), card.filters_json)
+		approval = make("Aether HITL Approval")
+		make("Aether HITL Approval", status="approved")
+		self.assertEqual(get_result(card.as_json(), card.filters_json), before + 1)
+		approval.status = "rejected"
+		approval.save()
+		self.assertEqual(get_result(card.as_json(), card.filters_json), before)
+		for name in frappe.get_all("Number Card", filters={"module": ("in", list(WORKSPACES))}, pluck="name"):
+			card = frappe.get_doc("Number Card", name)
+			self.assertGreaterEqual(get_result(card.as_json(), card.filters_json), 0, name)
