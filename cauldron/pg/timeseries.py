@@ -147,6 +147,15 @@ def steps(timescale: bool) -> list[Step]:
 			]
 		result.append(Step(f"timeseries:{table.qualified}", ";\n".join([*sql, *table.indexes]), requires))
 	result.append(Step("timeseries:synapse.metrics_hourly", _rollup_sql(timescale), requires))
+	# Applied steps never change; what comes later is a step of its own.
+	result.append(
+		Step(
+			"timeseries:synapse.metrics_hourly:metric_index",
+			# dashboards read one metric over a time range (works on a continuous aggregate too)
+			"CREATE INDEX IF NOT EXISTS idx_metrics_hourly_metric ON synapse.metrics_hourly (metric_name, bucket DESC)",
+			requires,
+		)
+	)
 	return result
 
 
@@ -160,7 +169,6 @@ SELECT time_bucket(INTERVAL '1 hour', time) AS bucket, metric_name, dimensions,{
 FROM synapse.metrics
 GROUP BY bucket, metric_name, dimensions
 WITH NO DATA;
-CREATE INDEX IF NOT EXISTS idx_metrics_hourly_metric ON synapse.metrics_hourly (metric_name, bucket DESC);
 SELECT add_continuous_aggregate_policy('synapse.metrics_hourly',
 	start_offset => INTERVAL '3 days', end_offset => INTERVAL '1 hour',
 	schedule_interval => INTERVAL '1 hour', if_not_exists => TRUE)"""
@@ -175,8 +183,6 @@ CREATE TABLE IF NOT EXISTS synapse.metrics_hourly (
 	sample_count bigint NOT NULL,
 	PRIMARY KEY (bucket, metric_name, dimensions)
 );
--- dashboards read one metric over a time range
-CREATE INDEX IF NOT EXISTS idx_metrics_hourly_metric ON synapse.metrics_hourly (metric_name, bucket DESC);
 CREATE TABLE IF NOT EXISTS synapse.rollup_invalidations (
 	bucket timestamptz NOT NULL
 );
