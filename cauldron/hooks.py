@@ -29,6 +29,7 @@ fixtures = [
 					"Synapse Analyst",
 					"Security Analyst",
 					"Agent Operator",
+					"Cauldron Auditor",
 				],
 			]
 		],
@@ -69,3 +70,19 @@ doc_events = {
 		)
 	},
 }
+
+# User Data Protection
+# --------------------
+# Personal data in Cauldron's DocTypes, for Frappe's personal data download and deletion requests.
+# Links to a User follow the User's anonymising rename (Team Member and Skill Profile hold nothing
+# else of the user's); core.audit_log is erased by cauldron.events.
+user_data_fields = [
+	{
+		"doctype": "Cauldron Organization",
+		"filter_by": "primary_contact_email",
+		"redact_fields": ["primary_contact_name", "primary_contact_email"],
+	},
+	{"doctype": "Cauldron Auth User Mapping", "filter_by": "user"},
+	{"doctype": "Cauldron Storage Bucket", "filter_by": "bucket_owner"},
+	{"doctype": "Cauldron Storage Object", "filter_by": "object_owner"},
+]

@@ -73,6 +73,7 @@ RESERVED_FIELDNAMES = {
 	"flags",
 }
 AREA_ROLES = {"Cauldron Manager", "Knowledge Editor", "Synapse Analyst", "Security Analyst", "Agent Operator"}
+AREA_ROLES |= {"Cauldron Auditor"}  # reads core.audit_log (Cauldron Audit Log) and nothing else
 NOBODY = {"Guest", "All", "Desk User"}
 CAULDRON = {name: doc for name, doc in doctypes().items() if name != "Cauldron Settings"}
 # Links whose seed foreign key has no ON DELETE (deleting the target is refused), or none at all.

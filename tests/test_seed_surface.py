@@ -3,7 +3,7 @@ seed's columns and types, rows shown in the seed's shape, the views' lifecycle, 
 """
 
 import uuid
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 
 import pytest
 import seed_schema
@@ -108,8 +108,8 @@ def test_views_show_doctype_rows_in_the_seed_shape(site):
 		org,
 		"Acme",
 		"acme.test",
-		datetime(2026, 1, 15, 15, 0, tzinfo=UTC),
-		datetime(2026, 1, 15, 16, 30, tzinfo=UTC),
+		datetime(2026, 1, 15, 15, 0, tzinfo=timezone.utc),
+		datetime(2026, 1, 15, 16, 30, tzinfo=timezone.utc),
 	)
 	cur.execute(
 		"""SELECT t.name, m.is_team_admin, m.user_id = md5('User:ada@example.com')::uuid
@@ -139,7 +139,7 @@ def test_identity_views_never_show_a_secret(site):
 		"ada@example.com",
 		None,
 		True,
-		datetime(2026, 7, 1, 13, 0, 0, 500000, tzinfo=UTC),
+		datetime(2026, 7, 1, 13, 0, 0, 500000, tzinfo=timezone.utc),
 	)
 	cur.execute(
 		"SELECT encrypted_password, confirmation_token, recovery_token, raw_app_meta_data->'roles' FROM auth.users"

@@ -230,13 +230,13 @@ def resource(doctype: str, name: str | None = None) -> str:
 
 def write_real_rows(cur, document: str, instance: str) -> None:
 	"""One row in each real table the virtual DocTypes show, keyed to the given documents."""
-	from datetime import UTC, datetime
+	from datetime import datetime, timezone
 
 	from cauldron.pg import audit, vectors
 
 	audit.write_events(cur, [audit.AuditEvent("insert", "Lore Document", document, "Administrator")])
 	timeseries.write_metrics(
-		cur, [(datetime(2026, 3, 1, 12, 30, tzinfo=UTC), "latency_ms", 41.5, {"host": "a"})]
+		cur, [(datetime(2026, 3, 1, 12, 30, tzinfo=timezone.utc), "latency_ms", 41.5, {"host": "a"})]
 	)
 	cur.execute(
 		"INSERT INTO aegis.security_events (event_time, event_type, source, severity, is_incident)"

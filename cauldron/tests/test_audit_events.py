@@ -1,5 +1,6 @@
 """Bench tier: document events become audit rows and metric points, and the chain holds."""
 
+import json
 import threading
 
 import frappe
@@ -9,6 +10,7 @@ from frappe.tests.utils import FrappeTestCase
 
 from cauldron import db, events
 from cauldron.pg import audit, timeseries
+from cauldron.tests.factories import resource, rest, user_with_roles
 
 PARENT = "Cauldron Test Audited"
 CHILD = "Cauldron Test Audited Row"
@@ -277,3 +279,51 @@ class TestRequestContext(FrappeAPITestCase):
 		self.assertEqual(rows[0][4], "127.0.0.1")
 		frappe.delete_doc("ToDo", name)
 		frappe.db.commit()
+
+
+class TestAuditorAccess(FrappeTestCase):
+	"""core.audit_log through the Cauldron Audit Log virtual DocType: read-only, auditors only."""
+
+	AUDITOR = "cauldron-auditor@example.com"
+	PLAIN = "cauldron-audit-plain@example.com"
+
+	@classmethod
+	def setUpClass(cls):
+		super().setUpClass()
+		cls.auditor = user_with_roles(cls.AUDITOR, "Cauldron Auditor")
+		cls.plain = user_with_roles(cls.PLAIN)
+		cls.todo = frappe.get_doc({"doctype": "ToDo", "description": "audited for the auditor"}).insert().name
+		frappe.db.commit()
+
+	@classmethod
+	def tearDownClass(cls):
+		frappe.delete_doc("ToDo", cls.todo)
+		frappe.db.commit()
+		super().tearDownClass()
+
+	def test_auditor_filters_by_user_doctype_name_action_and_time(self):
+		filters = json.dumps(
+			[
+				["user_id", "=", "Administrator"],
+				["resource_type", "=", "ToDo"],
+				["resource_id", "=", self.todo],
+				["action", "=", "insert"],
+				["created_at", ">", "2000-01-01 00:00:00"],
+			]
+		)
+		response = rest("get", f"{resource('Cauldron Audit Log')}?filters={filters}", self.auditor)
+		self.assertEqual(response.status_code, 200, response.data)
+		names = [row["name"] for row in response.json["data"]]
+		self.assertEqual(len(names), 1)
+		row = rest("get", resource("Cauldron Audit Log", names[0]), self.auditor).json["data"]
+		self.assertEqual((row["action"], row["resource_id"]), ("insert", self.todo))
+
+		wrong_action = filters.replace('"insert"', '"delete"')
+		response = rest("get", f"{resource('Cauldron Audit Log')}?filters={wrong_action}", self.auditor)
+		self.assertEqual(response.json["data"], [])
+
+	def test_nobody_writes_and_others_do_not_read(self):
+		self.assertEqual(rest("get", resource("Cauldron Audit Log"), self.plain).status_code, 403)
+		self.assertEqual(rest("get", resource("Cauldron Audit Log")).status_code, 403)
+		response = rest("post", resource("Cauldron Audit Log"), self.auditor, {"action": "forged"})
+		self.assertIn(response.status_code, (403, 417))

@@ -1,4 +1,4 @@
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 
 import frappe
 from frappe.tests.utils import FrappeTestCase
@@ -12,7 +12,7 @@ from cauldron.tests.factories import uid
 class TestCauldronAuditLog(FrappeTestCase):
 	def test_rows_show_in_the_sites_time_zone_and_filter_by_resource(self):
 		resource = f"doc-{uid()}"
-		moment = datetime(2026, 1, 15, 15, 0, tzinfo=UTC)
+		moment = datetime(2026, 1, 15, 15, 0, tzinfo=timezone.utc)
 		audit.write_events(
 			db.cursor(),
 			[

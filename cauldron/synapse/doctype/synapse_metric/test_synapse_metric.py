@@ -1,4 +1,4 @@
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta, timezone
 
 import frappe
 from frappe.tests.utils import FrappeTestCase
@@ -11,7 +11,7 @@ from cauldron.tests.factories import uid
 class TestSynapseMetric(FrappeTestCase):
 	def test_each_point_is_named_so_that_its_form_opens(self):
 		metric = f"queue_depth_{uid()}"
-		start = datetime(2026, 3, 1, 12, 0, 0, 123456, tzinfo=UTC)
+		start = datetime(2026, 3, 1, 12, 0, 0, 123456, tzinfo=timezone.utc)
 		timeseries.write_metrics(
 			db.cursor(),
 			[(start + timedelta(minutes=i), metric, float(i), {"queue": "default"}) for i in range(3)],
@@ -30,7 +30,7 @@ class TestSynapseMetric(FrappeTestCase):
 
 	def test_like_and_in_filters(self):
 		suffix = uid()
-		moment = datetime(2026, 3, 2, tzinfo=UTC)
+		moment = datetime(2026, 3, 2, tzinfo=timezone.utc)
 		timeseries.write_metrics(
 			db.cursor(),
 			[

@@ -1,4 +1,4 @@
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 
 import frappe
 from frappe.tests.utils import FrappeTestCase
@@ -17,7 +17,7 @@ class TestSynapseMetricHourly(FrappeTestCase):
 		timeseries.write_metrics(
 			cur,
 			[
-				(datetime(2026, 3, 1, 9, minute, tzinfo=UTC), metric, value, {"host": "a"})
+				(datetime(2026, 3, 1, 9, minute, tzinfo=timezone.utc), metric, value, {"host": "a"})
 				for minute, value in ((5, 10.0), (35, 30.0))
 			],
 		)
