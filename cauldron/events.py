@@ -90,7 +90,10 @@ def _action(doc) -> str:
 
 
 def _should_audit(doc) -> bool:
-	if frappe.flags.in_install or frappe.flags.in_migrate or frappe.conf.db_type != "postgres":
+	# install and migrate sync metadata in bulk; uninstall has already dropped core.audit_log
+	if frappe.flags.in_install or frappe.flags.in_migrate or frappe.flags.in_uninstall:
+		return False
+	if frappe.conf.db_type != "postgres":
 		return False
 	return not doc.meta.is_virtual and doc.doctype not in excluded_doctypes()
 
