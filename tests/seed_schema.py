@@ -1,7 +1,6 @@
 """The seed's tables, parsed from its CREATE TABLE statements (and the metrics_hourly aggregate).
 
-The seed (the specification) sits beside the repository in ../shared/seed/; tests/data holds its
-SQL blocks verbatim for checkouts without it, and a test keeps the two identical.
+The seed (the specification) sits beside the repository in ../shared/seed/, as it does in CI.
 """
 
 import re
@@ -10,7 +9,6 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 SEED = HERE.parent.parent / "shared" / "seed" / "000_8ff4eb117c944f36.txt"
-VENDORED = HERE / "data" / "seed_schema.sql"
 
 # Seed spelling -> Postgres's own (format_type)
 TYPES = {
@@ -49,9 +47,9 @@ def sql_blocks(text: str) -> str:
 
 
 def seed_sql() -> str:
-	if SEED.exists():
-		return sql_blocks(SEED.read_text())
-	return VENDORED.read_text()
+	if not SEED.exists():
+		raise FileNotFoundError(f"the seed (the specification) is not beside this checkout: {SEED}")
+	return sql_blocks(SEED.read_text())
 
 
 def _split_top_level(body: str) -> list[str]:

@@ -52,13 +52,6 @@ def relkind(cur, relation: str) -> str | None:
 	return row[0] if row else None
 
 
-def test_vendored_seed_sql_matches_the_seed():
-	if not seed_schema.SEED.exists():
-		pytest.skip(f"the seed is not beside this checkout ({seed_schema.SEED})")
-	vendored = seed_schema.VENDORED.read_text().split("\n\n", 1)[1]
-	assert vendored == seed_schema.sql_blocks(seed_schema.SEED.read_text())
-
-
 def test_every_seed_table_is_readable_under_its_seed_name_with_its_columns(site):
 	_db, conn = site
 	cur = conn.cursor()
