@@ -29,7 +29,6 @@ EXTENSIONS = {
 	"pgaudit": ("statement-level audit logging", "document-level audit in core.audit_log only", "pgaudit"),
 	"pg_cron": ("in-database scheduling", "Frappe's scheduler runs the jobs", "cron"),
 }
-REQUIRED_FOR = {"vector": "lore vectors"}
 
 
 @dataclass(frozen=True)

@@ -34,14 +34,15 @@ def free_port() -> int:
 		return s.getsockname()[1]
 
 
-def _as_server_user(args: list[str]) -> list[str]:
-	if os.geteuid() != 0:
-		return args
+def _ensure_server_user() -> None:
 	try:
 		pwd.getpwnam(SYSTEM_USER)
 	except KeyError:
 		subprocess.run(["useradd", "--system", "--no-create-home", SYSTEM_USER], check=True)
-	return ["runuser", "-u", SYSTEM_USER, "--", *args]
+
+
+def _as_server_user(args: list[str]) -> list[str]:
+	return ["runuser", "-u", SYSTEM_USER, "--", *args] if os.geteuid() == 0 else args
 
 
 def _make_reachable(path: Path) -> None:
@@ -89,7 +90,7 @@ def start(data_dir: Path, port: int | None = None, fsync: bool = True) -> Embedd
 	_make_reachable(Path(_bin("postgres")).parent.parent)
 	data_dir.mkdir(parents=True, exist_ok=True)
 	if os.geteuid() == 0:
-		_as_server_user(["true"])  # creates the user
+		_ensure_server_user()
 		shutil.chown(data_dir, SYSTEM_USER, SYSTEM_USER)
 		_make_reachable(data_dir.parent)
 	if not (data_dir / "PG_VERSION").exists():

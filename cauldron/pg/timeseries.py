@@ -20,7 +20,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
-from cauldron.pg import CauldronDBError
+from cauldron.pg import CauldronDBError, audit
 from cauldron.pg.ledger import Step
 
 
@@ -367,8 +367,6 @@ def maintain_partitions(
 def before_drop(cur, table: TimeSeriesTable, partition: str) -> None:
 	"""Anchor the audit hash chain before its oldest rows go, so verification can start after them."""
 	if table is AUDIT_LOG:
-		from cauldron.pg import audit
-
 		audit.anchor_before_drop(cur, f"{table.schema}.{partition}")
 
 

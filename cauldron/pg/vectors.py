@@ -5,10 +5,12 @@ pgvector's HNSW index takes `vector` up to 2000 dimensions; above that the index
 use a `halfvec` expression instead, up to halfvec's 4000.
 """
 
+import json
 import math
 from dataclasses import dataclass
 
 from pgvector import Vector
+from psycopg2.extras import execute_values
 
 from cauldron.pg import CauldronDBError
 from cauldron.pg.ledger import Step
@@ -120,10 +122,6 @@ class Chunk:
 
 def replace_document_chunks(cur, document_id: str, chunks: list[Chunk]) -> int:
 	"""Make the document's chunks exactly `chunks` (one multi-row statement); returns the count."""
-	import json
-
-	from psycopg2.extras import execute_values
-
 	dimension = table_dimension(cur)
 	rows = []
 	seen = set()
@@ -219,8 +217,6 @@ def search_chunks(
 ) -> list[dict]:
 	"""The `limit` chunks nearest to `embedding`, optionally only those whose metadata contains
 	`metadata_filter`. Cosine uses the HNSW index; l2 and inner_product scan exactly."""
-	import json
-
 	if not isinstance(limit, int) or not 1 <= limit <= 1000:
 		raise CauldronDBError(f"limit must be a whole number from 1 to 1000, got {limit!r}")
 	if metadata_filter is not None and not isinstance(metadata_filter, dict):
