@@ -1,3 +1,6 @@
+# A module, so Frappe does not take it for a hook; it imports no Frappe.
+from cauldron import relations
+
 app_name = "cauldron"
 app_title = "Cauldron"
 app_publisher = "Cauldron"
@@ -55,20 +58,7 @@ doc_events = {
 		"after_rename": "cauldron.events.after_rename",
 	},
 	# The seed's ON DELETE CASCADE / SET NULL for the Links into these DocTypes (cauldron.relations).
-	**{
-		doctype: {"on_trash": "cauldron.relations.on_trash"}
-		for doctype in (
-			"Aether Agent Definition",
-			"Aether Agent Instance",
-			"Aether Agent Task",
-			"Cauldron Organization",
-			"Cauldron Team",
-			"Lore Document",
-			"Lore Entity",
-			"Synapse Analytics Metric",
-			"User",
-		)
-	},
+	**{doctype: {"on_trash": "cauldron.relations.on_trash"} for doctype in relations.TARGETS},
 }
 
 # User Data Protection
