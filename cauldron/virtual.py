@@ -58,6 +58,30 @@ def by_id(name: str) -> tuple[str, tuple] | None:
 	return ("id = %s::uuid", (name,)) if is_uuid(name) else None
 
 
+_TIME_AND_HASH = re.compile(r"^(\d+)-([0-9a-f]{12})$")
+
+
+def time_and_hash_name(time_column: str, hash_expression: str) -> str:
+	"""For a table without a key: <epoch microseconds of the time>-<12 hex digits of a hash>."""
+	return f"(extract(epoch FROM {time_column}) * 1000000)::bigint::text || '-' || {hash_expression}"
+
+
+def by_time_and_hash(time_column: str, hash_expression: str) -> Callable[[str], tuple[str, tuple] | None]:
+	"""The lookup of a time_and_hash_name: the time finds the partition and index, the hash the row."""
+
+	def lookup(name: str) -> tuple[str, tuple] | None:
+		match = _TIME_AND_HASH.match(name)
+		if not match:
+			return None
+		return (
+			f"{time_column} = 'epoch'::timestamptz + %s::bigint * interval '1 microsecond'"
+			f" AND {hash_expression} = %s",
+			(int(match.group(1)), match.group(2)),
+		)
+
+	return lookup
+
+
 @dataclass(frozen=True)
 class RealTable:
 	relation: str  # the real table, schema-qualified

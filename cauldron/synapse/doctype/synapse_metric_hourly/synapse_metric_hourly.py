@@ -1,26 +1,13 @@
-import re
+from cauldron.virtual import ReadOnlyTableDocument, RealTable, by_time_and_hash, time_and_hash_name
 
-from cauldron.virtual import ReadOnlyTableDocument, RealTable
-
-NAME = re.compile(r"^(\d+)-([0-9a-f]{12})$")
+# One rollup row per bucket and series (metric and dimensions).
 SERIES_HASH = "left(md5(metric_name || '|' || dimensions::text), 12)"
-
-
-def lookup(name: str):
-	"""<bucket epoch microseconds>-<hash of metric and dimensions>: one rollup row."""
-	match = NAME.match(name)
-	if not match:
-		return None
-	return (
-		f"bucket = 'epoch'::timestamptz + %s::bigint * interval '1 microsecond' AND {SERIES_HASH} = %s",
-		(int(match.group(1)), match.group(2)),
-	)
 
 
 class SynapseMetricHourly(ReadOnlyTableDocument):
 	real_table = RealTable(
 		relation="synapse.metrics_hourly",
-		name=f"(extract(epoch FROM bucket) * 1000000)::bigint::text || '-' || {SERIES_HASH}",
+		name=time_and_hash_name("bucket", SERIES_HASH),
 		columns={
 			"bucket": "bucket",
 			"metric_name": "metric_name",
@@ -32,5 +19,5 @@ class SynapseMetricHourly(ReadOnlyTableDocument):
 		},
 		time_column="bucket",
 		written_by="the hourly rollup of synapse.metrics",
-		lookup=lookup,
+		lookup=by_time_and_hash("bucket", SERIES_HASH),
 	)
