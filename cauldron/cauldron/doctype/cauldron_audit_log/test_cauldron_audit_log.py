@@ -1,4 +1,4 @@
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import frappe
 from frappe.tests.utils import FrappeTestCase
@@ -35,7 +35,7 @@ class TestCauldronAuditLog(FrappeTestCase):
 		self.assertEqual(rows[1].new_values, {"a": 2})
 		earlier = frappe.get_list(
 			"Cauldron Audit Log",
-			filters=[["resource_id", "=", resource], ["created_at", "<", local.replace(hour=local.hour + 1)]],
+			filters=[["resource_id", "=", resource], ["created_at", "<", local + timedelta(hours=1)]],
 			pluck="name",
 		)
 		self.assertEqual(earlier, [rows[0].name])
