@@ -72,46 +72,80 @@ def test_truncating_the_newest_rows_is_detected(sealed):
 
 
 def test_erasure_anonymises_and_keeps_the_chain_verifiable(sealed):
-	_conn, cur = sealed
-	audit.write_events(
-		cur,
-		[
-			event(100, user="bob@example.com", resource_type="User", resource_id="alice@example.com"),
-			event(101, user="carol@example.com"),
-		],
+	conn, cur = sealed
+	about_her = AuditEvent(
+		"update",
+		"User",
+		"alice@example.com",
+		"bob@example.com",
+		old_values={"full_name": "Alice Liddell", "mobile_no": "+44 1234"},
+		new_values={"full_name": "Alice Liddell", "mobile_no": "+44 9876"},
 	)
-	changed = audit.erase_user(cur, "alice@example.com", "anonymous-1f3a")
+	mentions = AuditEvent(
+		"update",
+		"ToDo",
+		"NOTE-1",
+		"carol@example.com",
+		new_values={"description": "Ask Alice Liddell (alice@example.com), cc joalice@example.com"},
+		ip_address="10.0.0.9",
+	)
+	audit.write_events(cur, [about_her, mentions])
+	conn.commit()
+	audit.seal(cur)
+	audit.write_events(cur, [event(200)])  # not sealed yet when the erasure runs
 
-	assert changed == 21  # her 20 actions and the row about her User document
-	cur.execute("SELECT count(*) FROM core.audit_log WHERE strpos(row_to_json(audit_log)::text, 'alice') > 0")
+	changed = audit.erase_user(cur, "alice@example.com", "anonymous-1f3a", full_name="Alice Liddell")
+
+	assert changed == 23  # her 21 actions, the row about her User document, the row mentioning her
+	cur.execute(
+		"SELECT count(*) FROM core.audit_log WHERE row_to_json(audit_log)::text ~ '(^|[^o])alice|Liddell|9876'"
+	)
 	assert cur.fetchone()[0] == 0
-	cur.execute("SELECT count(*) FROM core.audit_log WHERE pii_salt IS NULL")
-	assert cur.fetchone()[0] == 21
-	cur.execute("SELECT user_id, ip_address FROM core.audit_log WHERE user_id LIKE 'carol%'")
-	assert cur.fetchone() == ("carol@example.com", "10.0.0.7")
+	cur.execute("SELECT old_values, new_values FROM core.audit_log WHERE resource_type = 'User' AND action = 'update'")
+	assert cur.fetchone() == (None, None)
+	cur.execute("SELECT user_id, ip_address, new_values FROM core.audit_log WHERE resource_id = 'NOTE-1'")
+	assert cur.fetchone() == (
+		"carol@example.com",
+		"10.0.0.9",
+		{"description": "Ask REDACTED (anonymous-1f3a), cc joalice@example.com"},
+	)
+	audit.seal(cur)  # the erasure's own record joins the chain, as `cauldron verify-audit` does first
 	result = audit.verify(cur)
 	assert result.ok, str(result)
-	assert result.rows_checked == 22
+	assert result.rows_checked == 24  # 22 sealed before, the unsealed one, the erasure record
 
 
-def test_retention_drop_keeps_the_rest_verifiable(provisioned):
+def test_erased_at_alone_does_not_excuse_a_change(sealed):
+	_conn, cur = sealed
+	cur.execute(
+		"UPDATE core.audit_log SET erased_at = now(), pii_salt = NULL, new_values = '{}' WHERE seq = 4"
+	)
+	result = audit.verify(cur)
+	assert (result.ok, result.broken_seq, result.reason) == (False, 4, "personal fields were changed")
+
+
+def test_retention_drops_keep_the_rest_verifiable(provisioned):
 	_db, conn = provisioned
 	cur = conn.cursor()
-	old = NOW - timedelta(days=400)
-	audit.write_events(cur, [event(i, created_at=old + timedelta(seconds=i)) for i in range(5)])
-	audit.write_events(cur, [event(i) for i in range(5, 10)])
+	september, october = NOW - timedelta(days=430), NOW - timedelta(days=400)
+	audit.write_events(cur, [event(i, created_at=september + timedelta(seconds=i)) for i in range(5)])
+	audit.write_events(cur, [event(i, created_at=october + timedelta(seconds=i)) for i in range(5, 10)])
+	audit.write_events(cur, [event(i) for i in range(10, 15)])
 	timeseries.maintain_partitions(cur, {}, now=NOW)
 	audit.seal(cur)
-	audit.write_events(cur, [event(i) for i in range(10, 12)])  # unsealed when retention runs
+	audit.write_events(cur, [event(i) for i in range(15, 17)])  # unsealed when retention runs
 
-	report = timeseries.maintain_partitions(cur, {"core.audit_log": 365}, now=NOW)
+	first = timeseries.maintain_partitions(cur, {"core.audit_log": 420}, now=NOW)
+	assert first["core.audit_log"]["dropped"] == [f"audit_log_p{september:%Y%m01}"]
+	assert audit.verify(cur).ok
+	second = timeseries.maintain_partitions(cur, {"core.audit_log": 365}, now=NOW)
+	assert second["core.audit_log"]["dropped"] == [f"audit_log_p{october:%Y%m01}"]
 
-	assert report["core.audit_log"]["dropped"] == [f"audit_log_p{old:%Y%m01}"]
 	cur.execute("SELECT min(seq), count(*) FROM core.audit_log")
-	assert cur.fetchone() == (6, 7)
+	assert cur.fetchone() == (11, 7)
 	result = audit.verify(cur)
 	assert result.ok, str(result)
-	cur.execute("DELETE FROM core.audit_log WHERE seq = 6")
+	cur.execute("DELETE FROM core.audit_log WHERE seq = 11")
 	assert not audit.verify(cur).ok
 
 

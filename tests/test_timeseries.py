@@ -26,7 +26,7 @@ def test_partitions_are_created_ahead_per_period(provisioned):
 	assert {"audit_log_p20261101", "audit_log_p20261201", "audit_log_p20270201"} <= set(audit)
 
 	report = timeseries.maintain_partitions(cur, RETENTION, now=NOW)
-	assert all(r == {"created": [], "dropped": []} for r in report.values())
+	assert all(r == {"created": [], "dropped": [], "deferred": []} for r in report.values())
 
 
 def test_points_land_in_their_partition_and_strays_are_kept_then_moved(provisioned):
@@ -162,3 +162,33 @@ def test_native_path_is_kept_when_timescaledb_is_absent(provisioned):
 	assert not timeseries.uses_timescale(cur)
 	assert timeseries.steps(timescale=True)[0].requires == {"timescaledb"}
 	assert "create_hypertable" in timeseries.steps(timescale=True)[0].sql
+
+
+def test_partition_work_that_would_wait_for_a_lock_is_deferred(provisioned):
+	db, conn = provisioned
+	cur = conn.cursor()
+	timeseries.maintain_partitions(cur, RETENTION, now=NOW)
+	stray = NOW - timedelta(days=20)
+	timeseries.write_metrics(cur, [(stray, "m", 1, {})])
+	conn.commit()
+	reader = db.connect()
+	reader.cursor().execute("SELECT count(*) FROM synapse.metrics")  # a long report, still open
+
+	report = timeseries.maintain_partitions(cur, RETENTION, now=NOW)
+
+	assert report["synapse.metrics"]["deferred"] == [f"metrics_p{stray:%Y%m%d}"]
+	cur.execute("SELECT current_setting('lock_timeout')")
+	assert cur.fetchone()[0] == "0"  # the job's own timeout does not outlive it
+	conn.commit()
+	reader.rollback()
+	report = timeseries.maintain_partitions(cur, RETENTION, now=NOW)
+	assert report["synapse.metrics"]["created"] == [f"metrics_p{stray:%Y%m%d}"]
+	cur.execute("SELECT count(*) FROM synapse.metrics_default")
+	assert cur.fetchone()[0] == 0
+
+
+@pytest.mark.parametrize("days", [-2, 1.5, "90"])
+def test_retention_must_be_whole_days(provisioned, days):
+	_db, conn = provisioned
+	with pytest.raises(CauldronDBError, match="whole number of days"):
+		timeseries.maintain_partitions(conn.cursor(), {"synapse.metrics": days}, now=NOW)

@@ -14,11 +14,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
+from psycopg2 import sql
 from psycopg2.extras import execute_values
 
 from cauldron.pg.ledger import Step
 
 GENESIS = bytes(32)
+ERASE_ACTION = "erase"
 EVENT_METRIC_PREFIX = "document."  # one synapse.metrics point per audit row: document.<action>
 SEAL_BATCH = 5000
 
@@ -102,7 +104,9 @@ def seal(cur, batch: int = SEAL_BATCH) -> int:
 	"""Chain the committed rows not sealed yet, oldest first, and count each into synapse.metrics;
 	returns how many were sealed.
 
-	Only sealers wait on the chain head's lock; writers never touch it.
+	Only sealers wait on the chain head's lock; writers never touch it. Run it in a transaction of
+	its own: under REPEATABLE READ (Frappe's level) locking a head that another sealer moved after
+	this transaction's snapshot is a serialization failure.
 	"""
 	cur.execute("SELECT last_seq, last_hash FROM core.audit_chain_head FOR UPDATE")
 	last_seq, last_hash = cur.fetchone()
@@ -152,7 +156,8 @@ def seal(cur, batch: int = SEAL_BATCH) -> int:
 			page_size=1000,
 		)
 		total += len(rows)
-	cur.execute("UPDATE core.audit_chain_head SET last_seq = %s, last_hash = %s", (last_seq, last_hash))
+	if total:
+		cur.execute("UPDATE core.audit_chain_head SET last_seq = %s, last_hash = %s", (last_seq, last_hash))
 	return total
 
 
@@ -185,6 +190,23 @@ def verify(cur) -> Verification:
 	unsealed = cur.fetchone()[0]
 	cur.execute("SELECT last_seq, last_hash FROM core.audit_chain_head")
 	head_seq, head_hash = cur.fetchone()
+	# Rows an erasure rewrote, as its own sealed record names them: erased_at alone proves nothing.
+	cur.execute(
+		"""
+		SELECT DISTINCT jsonb_array_elements(new_values->'erased_seqs')::bigint FROM core.audit_log
+		WHERE action = %s AND seq IS NOT NULL
+		""",
+		(ERASE_ACTION,),
+	)
+	erased_seqs = {row[0] for row in cur.fetchall()}
+
+	def hole_before(seq: int, expected: int):
+		"""The hash that ended the dropped rows expected..seq-1, or None if they were not dropped."""
+		run = dropped.get(seq - 1)
+		last_hash = run[1] if run else None
+		while run and run[0] > expected:
+			run = dropped.get(run[0] - 1)
+		return last_hash if run else None
 
 	named = cur.connection.cursor(name="cauldron_audit_verify")
 	named.itersize = 5000
@@ -202,17 +224,16 @@ def verify(cur) -> Verification:
 		for seq, row_id, prev, row_hash, digest, erased, content, fresh_digest in named:
 			if seq != expected_seq:
 				# A hole is fine only where retention dropped exactly those rows.
-				run = dropped.get(seq - 1)
-				if run is None or run[0] > expected_seq:
+				expected_prev = hole_before(seq, expected_seq)
+				if expected_prev is None:
 					return Verification(
 						checked, unsealed, seq, str(row_id), f"rows {expected_seq}..{seq - 1} are missing"
 					)
-				expected_prev = run[1]
 			if bytes(prev) != expected_prev:
 				return Verification(
 					checked, unsealed, seq, str(row_id), "prev_hash does not match the previous row"
 				)
-			if not erased and bytes(fresh_digest) != bytes(digest):
+			if bytes(fresh_digest) != bytes(digest) and not (erased and seq in erased_seqs):
 				return Verification(checked, unsealed, seq, str(row_id), "personal fields were changed")
 			if _row_hash(expected_prev, seq, content, bytes(digest)) != bytes(row_hash):
 				return Verification(checked, unsealed, seq, str(row_id), "row content was changed")
@@ -220,55 +241,87 @@ def verify(cur) -> Verification:
 			checked += 1
 	finally:
 		named.close()
-	if expected_seq - 1 < head_seq and dropped.get(head_seq) is None:
+	if expected_seq - 1 < head_seq and hole_before(head_seq + 1, expected_seq) is None:
 		return Verification(checked, unsealed, head_seq, None, f"rows {expected_seq}..{head_seq} are missing")
 	if head_seq and expected_seq - 1 == head_seq and expected_prev != bytes(head_hash):
 		return Verification(checked, unsealed, head_seq, None, "the last row does not match the chain head")
 	return Verification(checked, unsealed)
 
 
-def anchor_before_drop(cur, partition: str) -> None:
-	"""Record the runs of seq a retention drop removes and the hash ending each run."""
-	seal(cur)
+def anchor_before_drop(cur, partition: sql.Composable) -> None:
+	"""Record the runs of seq a retention drop removes and the hash ending each run.
+
+	Rows never sealed were never in the chain, so dropping them leaves no hole in it.
+	"""
 	cur.execute(
-		f"""
+		sql.SQL(
+			"""
 		INSERT INTO core.audit_chain_dropped (low, high, last_hash, dropped_from)
 		SELECT min(seq), max(seq), (array_agg(row_hash ORDER BY seq DESC))[1], %s
 		FROM (SELECT seq, row_hash, seq - row_number() OVER (ORDER BY seq) AS run
-			FROM {partition} WHERE seq IS NOT NULL) runs
+			FROM {} WHERE seq IS NOT NULL) runs
 		GROUP BY run
-		""",
-		(partition,),
+		"""
+		).format(partition),
+		(partition.as_string(cur),),
 	)
 
 
-def erase_user(cur, user: str, replacement: str) -> int:
+def _ere(literal: str) -> str:
+	"""`literal` escaped for a Postgres regular expression."""
+	return "".join(f"\\{c}" if c in r".^$*+?()[]{}|\-" else c for c in literal)
+
+
+def erase_user(cur, user: str, replacement: str, full_name: str | None = None) -> int:
 	"""Anonymise every audit row that names `user` (GDPR erasure); returns how many rows changed.
 
-	The rows keep their place and hash in the chain: the stored digest stands in for the personal
-	fields, and the salt that could confirm a guess of them is forgotten.
+	The user's own actions lose the user, IP and user agent; the rows about their User document
+	lose their values; elsewhere the email (and full name) are replaced where they stand as whole
+	words, so other addresses that merely contain it are left intact. The rows keep their place and
+	hash in the chain: the stored digest stands in for the personal fields, the salt that could
+	confirm a guess of them is forgotten, and an `erase` row, sealed into the chain like any other,
+	names the sealed rows that were rewritten.
 	"""
-	seal(cur)
+	email = rf"(?<![[:alnum:]._%+-]){_ere(user)}(?![[:alnum:].-])"
+	name = rf"(?<![[:alnum:]]){_ere(full_name)}(?![[:alnum:]])" if full_name and full_name != user else None
+
+	def redacted(column: str) -> str:
+		text = f"regexp_replace({column}::text, %(email)s, %(replacement)s, 'g')"
+		if name:
+			text = f"regexp_replace({text}, %(name)s, 'REDACTED', 'g')"
+		return f"""CASE WHEN resource_type = 'User' AND resource_id = %(user)s THEN NULL
+				ELSE {text}::jsonb END"""
+
+	matches = "old_values::text ~ %(email)s OR new_values::text ~ %(email)s"
+	if name:
+		matches += " OR old_values::text ~ %(name)s OR new_values::text ~ %(name)s"
 	cur.execute(
-		"""
+		f"""
 		UPDATE core.audit_log SET
+			old_values = {redacted("old_values")},
+			new_values = {redacted("new_values")},
 			user_id = CASE WHEN user_id = %(user)s THEN %(replacement)s ELSE user_id END,
 			resource_id = CASE WHEN resource_id = %(user)s THEN %(replacement)s ELSE resource_id END,
-			old_values = replace(old_values::text, %(json_user)s, %(json_replacement)s)::jsonb,
-			new_values = replace(new_values::text, %(json_user)s, %(json_replacement)s)::jsonb,
 			ip_address = CASE WHEN user_id = %(user)s THEN NULL ELSE ip_address END,
 			user_agent = CASE WHEN user_id = %(user)s THEN NULL ELSE user_agent END,
 			pii_salt = NULL,
 			erased_at = now()
-		WHERE user_id = %(user)s OR resource_id = %(user)s
-			OR strpos(old_values::text, %(json_user)s) > 0 OR strpos(new_values::text, %(json_user)s) > 0
+		WHERE user_id = %(user)s OR resource_id = %(user)s OR {matches}
+		RETURNING seq
 		""",
-		{
-			"user": user,
-			"replacement": replacement,
-			# the name as it stands inside JSON text, escapes and all
-			"json_user": json.dumps(user)[1:-1],
-			"json_replacement": json.dumps(replacement)[1:-1],
-		},
+		{"user": user, "replacement": replacement, "email": email, "name": name},
 	)
-	return cur.rowcount
+	seqs = [row[0] for row in cur.fetchall()]
+	erased_seqs = sorted(seq for seq in seqs if seq is not None)
+	write_events(
+		cur,
+		[
+			AuditEvent(
+				action=ERASE_ACTION,
+				resource_type="User",
+				resource_id=replacement,
+				new_values={"erased_rows": len(seqs), "erased_seqs": erased_seqs},
+			)
+		],
+	)
+	return len(seqs)

@@ -15,10 +15,11 @@ import csv
 import io
 import json
 import math
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
+
+from psycopg2 import errors, sql
 
 from cauldron.pg import CauldronDBError, audit
 from cauldron.pg.ledger import Step
@@ -214,24 +215,43 @@ def uses_timescale(cur) -> bool:
 # --- retention ---------------------------------------------------------------------------------
 
 
+def retention(retention_days: dict[str, int | None], table: "TimeSeriesTable") -> int | None:
+	"""Days of `table` to keep: None (or 0) keeps everything; anything else must be a whole number >= 1."""
+	days = retention_days.get(table.qualified)
+	if days is None or days == 0:
+		return None
+	if not isinstance(days, int) or isinstance(days, bool) or days < 1:
+		raise CauldronDBError(
+			f"retention of {table.qualified} must be a whole number of days >= 1, got {days!r}"
+		)
+	return days
+
+
 def apply_retention_policies(cur, retention_days: dict[str, int | None]) -> None:
 	"""Make TimescaleDB's retention policies match the settings (qualified table -> days or None).
 
-	On the native path retention is enforced by `maintain_partitions`; nothing to do here.
+	Not for core.audit_log: its chunks must be anchored in the hash chain before they go, so
+	`maintain_partitions` drops them. On the native path it drops every table's partitions.
 	"""
+	days = {table: retention(retention_days, table) for table in TABLES}
 	if not uses_timescale(cur):
 		return
 	for table in TABLES:
-		days = retention_days.get(table.qualified)
+		if table is AUDIT_LOG:
+			continue
 		cur.execute("SELECT remove_retention_policy(%s, if_exists => TRUE)", (table.qualified,))
-		if days:
+		if days[table]:
 			cur.execute(
 				"SELECT add_retention_policy(%s, drop_after => make_interval(days => %s))",
-				(table.qualified, int(days)),
+				(table.qualified, days[table]),
 			)
 
 
 # --- native partitions -------------------------------------------------------------------------
+
+# Partition DDL waits at most this long for its lock, so that document writes never queue behind it
+# for long; what could not get its lock is deferred to the next run.
+LOCK_TIMEOUT = "2s"
 
 
 def period_start(moment: datetime, period: str) -> datetime:
@@ -256,71 +276,60 @@ def partition_name(table: TimeSeriesTable, start: datetime) -> str:
 	return f"{table.name}_p{start:%Y%m%d}"
 
 
-_BOUND = re.compile(r"FROM \('([^']+)'\) TO \('([^']+)'\)")
-
-
 def partitions(cur, table: TimeSeriesTable) -> list[tuple[str, datetime, datetime]]:
-	"""(name, lower, upper) of each range partition, oldest first; the default partition is not listed."""
+	"""(name, lower, upper) of each range partition, oldest first; the default partition is not listed.
+
+	The bounds are cast back by Postgres itself, in the same session that rendered them, so no
+	DateStyle or TimeZone setting can make them unreadable.
+	"""
 	cur.execute(
-		"""
-		SELECT c.relname, pg_get_expr(c.relpartbound, c.oid)
+		r"""
+		SELECT c.relname, b[1]::timestamptz, b[2]::timestamptz
 		FROM pg_inherits i
 		JOIN pg_class c ON c.oid = i.inhrelid
-		WHERE i.inhparent = %s::regclass
+		CROSS JOIN LATERAL regexp_match(
+			pg_get_expr(c.relpartbound, c.oid), 'FROM \(''([^'']+)''\) TO \(''([^'']+)''\)'
+		) AS b
+		WHERE i.inhparent = %s::regclass AND b IS NOT NULL
+		ORDER BY 2
 		""",
 		(table.qualified,),
 	)
-	result = []
-	for name, bound in cur.fetchall():
-		match = _BOUND.search(bound)
-		if match:
-			low, high = (_parse_bound(v) for v in match.groups())
-			result.append((name, low, high))
-	return sorted(result, key=lambda p: p[1])
+	return cur.fetchall()
 
 
-def _parse_bound(value: str) -> datetime:
-	# pg_get_expr renders bounds in the session time zone, e.g. '2026-11-25 00:00:00+00'
-	if re.search(r"[+-]\d\d$", value):
-		value += ":00"
-	return datetime.fromisoformat(value)
+def _relation(schema: str, name: str) -> sql.Composable:
+	return sql.SQL("{}.{}").format(sql.Identifier(schema), sql.Identifier(name))
 
 
 def ensure_partition(cur, table: TimeSeriesTable, start: datetime) -> bool:
 	"""Create the partition that begins at `start`; returns whether it was created.
 
-	Rows already sitting in the default partition for that range are moved into the new partition
-	in the same transaction (Postgres refuses to create a partition that would shadow them).
+	Built beside the table and ATTACHed, which locks the parent only against other DDL (not against
+	writers, as CREATE TABLE ... PARTITION OF would). Rows already sitting in the default partition
+	for that range move into it in the same transaction.
 	"""
 	end = period_end(start, table.period)
 	name = partition_name(table, start)
 	cur.execute("SELECT to_regclass(%s) IS NOT NULL", (f"{table.schema}.{name}",))
 	if cur.fetchone()[0]:
 		return False
-	target = f"{table.schema}.{name}"
-	default = f"{table.qualified}_default"
+	target = _relation(table.schema, name)
+	parent = _relation(table.schema, table.name)
+	default = _relation(table.schema, f"{table.name}_default")
+	time_column = sql.Identifier(table.time_column)
 	cur.execute(
-		f"SELECT EXISTS (SELECT 1 FROM {default} WHERE {table.time_column} >= %s AND {table.time_column} < %s)",
-		(start, end),
+		sql.SQL("CREATE TABLE {} (LIKE {} INCLUDING DEFAULTS INCLUDING CONSTRAINTS)").format(target, parent)
 	)
-	if not cur.fetchone()[0]:
-		cur.execute(
-			f"CREATE TABLE {target} PARTITION OF {table.qualified} FOR VALUES FROM (%s) TO (%s)",
-			(start, end),
-		)
-		return True
-	cur.execute(f"CREATE TABLE {target} (LIKE {table.qualified} INCLUDING DEFAULTS INCLUDING CONSTRAINTS)")
 	cur.execute(
-		f"""
-		WITH moved AS (
-			DELETE FROM {default} WHERE {table.time_column} >= %s AND {table.time_column} < %s RETURNING *
-		)
-		INSERT INTO {target} SELECT * FROM moved
-		""",
+		sql.SQL(
+			"WITH moved AS (DELETE FROM {default} WHERE {col} >= %s AND {col} < %s RETURNING *)"
+			" INSERT INTO {target} SELECT * FROM moved"
+		).format(default=default, col=time_column, target=target),
 		(start, end),
 	)
 	cur.execute(
-		f"ALTER TABLE {table.qualified} ATTACH PARTITION {target} FOR VALUES FROM (%s) TO (%s)",
+		sql.SQL("ALTER TABLE {} ATTACH PARTITION {} FOR VALUES FROM (%s) TO (%s)").format(parent, target),
 		(start, end),
 	)
 	return True
@@ -329,45 +338,81 @@ def ensure_partition(cur, table: TimeSeriesTable, start: datetime) -> bool:
 def maintain_partitions(
 	cur, retention_days: dict[str, int | None], now: datetime | None = None
 ) -> dict[str, dict[str, list[str]]]:
-	"""The native path's daily job: partitions ahead, rows out of the default partition, retention.
+	"""The daily job: partitions ahead, rows out of the default partition, retention.
 
-	Retention drops whole partitions whose every row is older than the limit; it never DELETEs.
-	Returns, per table, the partitions created and dropped.
+	Retention drops whole partitions (TimescaleDB: core.audit_log's chunks) whose every row is older
+	than the limit; it never DELETEs. Returns, per table, the partitions created, dropped, and
+	deferred because their lock was not free within LOCK_TIMEOUT.
 	"""
-	if uses_timescale(cur):
-		return {}
 	now = now or datetime.now(timezone.utc)
+	days = {table: retention(retention_days, table) for table in TABLES}
+	if uses_timescale(cur):
+		return {AUDIT_LOG.qualified: _drop_audit_chunks(cur, days[AUDIT_LOG], now)}
+	cur.execute("SELECT current_setting('lock_timeout')")
+	(previous_timeout,) = cur.fetchone()
+	cur.execute("SELECT set_config('lock_timeout', %s, true)", (LOCK_TIMEOUT,))
 	report = {}
-	for table in TABLES:
-		created, dropped = [], []
-		start = period_start(now, table.period)
-		for _ in range(AHEAD[table.period] + 1):
-			if ensure_partition(cur, table, start):
-				created.append(partition_name(table, start))
-			start = period_end(start, table.period)
-		cur.execute(
-			f"SELECT DISTINCT date_trunc('day', {table.time_column}, 'UTC') FROM {table.qualified}_default"
-		)
-		for (day,) in cur.fetchall():
-			begin = period_start(day, table.period)
-			if ensure_partition(cur, table, begin):
-				created.append(partition_name(table, begin))
-		days = retention_days.get(table.qualified)
-		if days:
-			cutoff = now - timedelta(days=int(days))
-			for name, _low, high in partitions(cur, table):
-				if high <= cutoff:
-					before_drop(cur, table, name)
-					cur.execute(f"DROP TABLE {table.schema}.{name}")
-					dropped.append(name)
-		report[table.qualified] = {"created": created, "dropped": dropped}
+	try:
+		for table in TABLES:
+			done = {"created": [], "dropped": [], "deferred": []}
+			starts = []
+			start = period_start(now, table.period)
+			for _ in range(AHEAD[table.period] + 1):
+				starts.append(start)
+				start = period_end(start, table.period)
+			cur.execute(
+				sql.SQL("SELECT DISTINCT date_trunc('day', {}, 'UTC') FROM {}").format(
+					sql.Identifier(table.time_column), _relation(table.schema, f"{table.name}_default")
+				)
+			)
+			starts += sorted({period_start(day, table.period) for (day,) in cur.fetchall()})
+			for begin in dict.fromkeys(starts):
+				waited, created = _without_waiting(cur, ensure_partition, cur, table, begin)
+				if waited or created:
+					done["deferred" if waited else "created"].append(partition_name(table, begin))
+			if days[table]:
+				cutoff = now - timedelta(days=days[table])
+				for name, _low, high in partitions(cur, table):
+					if high <= cutoff:
+						waited, _ = _without_waiting(cur, _drop_partition, cur, table, name)
+						done["deferred" if waited else "dropped"].append(name)
+			report[table.qualified] = done
+	finally:
+		cur.execute("SELECT set_config('lock_timeout', %s, true)", (previous_timeout,))
 	return report
 
 
-def before_drop(cur, table: TimeSeriesTable, partition: str) -> None:
-	"""Anchor the audit hash chain before its oldest rows go, so verification can start after them."""
+def _without_waiting(cur, action, *args) -> tuple[bool, object]:
+	"""Run one partition change in a savepoint: (True, None) if its lock was not free in time."""
+	cur.execute("SAVEPOINT cauldron_partition")
+	try:
+		result = action(*args)
+	except errors.LockNotAvailable:
+		cur.execute("ROLLBACK TO SAVEPOINT cauldron_partition")
+		return True, None
+	cur.execute("RELEASE SAVEPOINT cauldron_partition")
+	return False, result
+
+
+def _drop_partition(cur, table: TimeSeriesTable, name: str) -> None:
+	relation = _relation(table.schema, name)
 	if table is AUDIT_LOG:
-		audit.anchor_before_drop(cur, f"{table.schema}.{partition}")
+		# anchor the hash chain first, so verification can continue after the dropped rows
+		audit.anchor_before_drop(cur, relation)
+	cur.execute(sql.SQL("DROP TABLE {}").format(relation))
+
+
+def _drop_audit_chunks(cur, days: int | None, now: datetime) -> dict[str, list[str]]:
+	"""TimescaleDB path: core.audit_log's retention, anchoring each chunk before drop_chunks."""
+	if not days:
+		return {"created": [], "dropped": [], "deferred": []}
+	cutoff = now - timedelta(days=days)
+	cur.execute("SELECT chunk::text FROM show_chunks('core.audit_log', older_than => %s) AS chunk", (cutoff,))
+	chunks = [row[0] for row in cur.fetchall()]
+	for chunk in chunks:
+		audit.anchor_before_drop(cur, sql.SQL(chunk))  # regclass text: already quoted by Postgres
+	cur.execute("SELECT drop_chunks('core.audit_log', older_than => %s)", (cutoff,))
+	return {"created": [], "dropped": chunks, "deferred": []}
 
 
 # --- metrics -----------------------------------------------------------------------------------
@@ -426,15 +471,22 @@ def refresh_rollups(cur) -> int:
 		"""
 	)
 	cur.execute("DELETE FROM synapse.metrics_hourly h USING rollup_buckets b WHERE h.bucket = b.bucket")
+	# Read raw points only within the touched hours, merged into runs of consecutive hours: one late
+	# point from last month costs an hour's scan, not a month's.
 	cur.execute(
 		f"""
 		INSERT INTO synapse.metrics_hourly
 			(bucket, metric_name, dimensions, avg_value, min_value, max_value, sample_count)
 		SELECT date_trunc('hour', m.time, 'UTC') AS bucket, m.metric_name, m.dimensions,{ROLLUP_COLUMNS}
-		FROM synapse.metrics m
-		WHERE m.time >= (SELECT min(bucket) FROM rollup_buckets)
-			AND m.time < (SELECT max(bucket) + INTERVAL '1 hour' FROM rollup_buckets)
-			AND date_trunc('hour', m.time, 'UTC') IN (SELECT bucket FROM rollup_buckets)
+		FROM (
+			SELECT min(bucket) AS low, max(bucket) + INTERVAL '1 hour' AS high
+			FROM (
+				SELECT bucket, bucket - row_number() OVER (ORDER BY bucket) * INTERVAL '1 hour' AS run
+				FROM rollup_buckets
+			) numbered
+			GROUP BY run
+		) runs
+		JOIN synapse.metrics m ON m.time >= runs.low AND m.time < runs.high
 		GROUP BY 1, 2, 3
 		"""
 	)
