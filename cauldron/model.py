@@ -31,9 +31,8 @@ class SeedDocument(Document):
 
 	def load_from_db(self):
 		super().load_from_db()
-		# psycopg2 hands a json column back parsed; an array would then break as_dict (see below).
 		for doc in (self, *self.get_all_children()):
-			normalize_json_fields(doc)
+			json_fields_from_db(doc)
 
 	def before_validate(self):
 		for doc in (self, *self.get_all_children()):
@@ -59,6 +58,16 @@ def is_uuid(value) -> bool:
 	except ValueError:
 		return False
 	return True
+
+
+def json_fields_from_db(doc) -> None:
+	"""psycopg2 hands a json column back parsed, so a stored JSON string "abc" arrives as the str
+	abc, not as JSON text. Give the document the JSON text of every value but an object, which
+	Frappe takes as a dict (and a list it refuses outright)."""
+	for df in doc.meta.get("fields", {"fieldtype": "JSON"}):
+		value = doc.get(df.fieldname)
+		if value is not None and not isinstance(value, dict):
+			doc.set(df.fieldname, json.dumps(value))
 
 
 def normalize_json_fields(doc) -> None:
