@@ -3,7 +3,8 @@ document chunks, agent interactions): Desk's list view with filters and sorting,
 and REST reads come straight from SQL; inserts, updates and deletes are refused.
 
 Frappe calls a virtual DocType's get_list/get_count/get_stats from Desk without checking
-permissions itself, so each of them checks read permission here.
+permissions itself, so each of them checks read permission here, for the user and with the
+ignore_permissions of a frappe.get_list / get_all call. A page holds at most MAX_PAGE_LENGTH rows.
 """
 
 import json
@@ -22,6 +23,9 @@ from frappe.utils.data import get_filter
 from cauldron import db
 from cauldron.model import is_uuid
 
+# Rows in one list call, even when it asks for all of them (a page length of 0 or none): these
+# tables grow by millions of rows. Page through more with start.
+MAX_PAGE_LENGTH = 1000
 # Unfiltered counts above this come from the statistics, not a scan of the whole table.
 EXACT_COUNT_LIMIT = 100_000
 # Rows of a table, or of its partitions (hypertable chunks), as last analysed: a partitioned parent
@@ -51,6 +55,10 @@ _ORDER = re.compile(r"^(?:`?tab[^`.]+`?\.)?`?(\w+)`?(?:\s+(asc|desc))?$", re.I)
 
 
 class ReadOnlyTable(frappe.PermissionError):
+	pass
+
+
+class InvalidPaging(frappe.ValidationError):
 	pass
 
 
@@ -142,13 +150,24 @@ class TableQuery:
 	"""One list, count or load of a RealTable, from the arguments Frappe's list view and REST pass."""
 
 	def __init__(self, doctype: str, args: dict, check_permission: bool = True):
+		self.args = frappe._dict(args)
 		if check_permission:
-			frappe.has_permission(doctype, "read", throw=True)
+			self._check_permission(doctype)
 		self.doctype = doctype
 		self.meta = frappe.get_meta(doctype)
 		self.real_table: RealTable = get_controller(doctype).real_table
-		self.args = frappe._dict(args)
 		self.params: dict = {"tz": get_system_timezone()}
+
+	def _check_permission(self, doctype: str) -> None:
+		"""As frappe.get_list does: read permission of its `user`, unless it ignores permissions.
+		Only frappe.get_list passes `user` (and its own flags): reportview strips `user` from a
+		request's arguments, so flags that come without it are the request's and count for nothing."""
+		if self.args.get("user"):
+			if (self.args.get("flags") or {}).get("ignore_permissions"):
+				return
+			frappe.has_permission(doctype, "read", user=self.args.user, throw=True)
+		else:
+			frappe.has_permission(doctype, "read", throw=True)
 
 	# --- expressions ---
 
@@ -276,11 +295,20 @@ class TableQuery:
 				items.append(f"{self._column(match.group(1))} {(match.group(2) or 'asc').upper()}")
 		return ", ".join(items) or f"{self._column(self.real_table.time_column)} DESC"
 
-	def _limits(self) -> str:
-		limit = self.args.page_length or self.args.limit_page_length or self.args.limit
-		start = self.args.start or self.args.limit_start or 0
-		clause = f" OFFSET {int(start)}"
-		return f" LIMIT {int(limit)}{clause}" if limit else clause
+	def _count_argument(self, *keys: str) -> int:
+		"""The first of `keys` given, as a whole number of 0 or more (0 when none is given)."""
+		key, value = next(
+			((k, self.args[k]) for k in keys if self.args.get(k) not in (None, "")), (keys[0], 0)
+		)
+		if isinstance(value, str) and value.strip().isdecimal():
+			return int(value)
+		if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+			return value
+		frappe.throw(
+			_("{0} must be a whole number, 0 or more, not {1}").format(key, frappe.bold(value)),
+			InvalidPaging,
+			title=_("Invalid paging"),
+		)
 
 	def _run(self, statement: str, params: dict | None = None) -> tuple[list, list]:
 		cur = db.cursor()
@@ -292,11 +320,22 @@ class TableQuery:
 	def rows(self) -> list:
 		fields = self._fields()
 		select = ", ".join(f'{self._output(f)} AS "{key}"' for f, key in fields)
+		asked = self._count_argument("page_length", "limit_page_length", "limit")
+		capped = not 0 < asked <= MAX_PAGE_LENGTH
+		page_length = MAX_PAGE_LENGTH if capped else asked
+		start = self._count_argument("start", "limit_start")
 		statement = (
 			f"SELECT {select} FROM {self.real_table.relation} WHERE {self._where()}"
-			f" ORDER BY {self._order()}{self._limits()}"
+			f" ORDER BY {self._order()} LIMIT {page_length} OFFSET {start}"
 		)
 		columns, rows = self._run(statement)
+		if capped and len(rows) == MAX_PAGE_LENGTH:
+			frappe.msgprint(
+				_("{0} lists at most {1} rows at a time: filter it, or page on with start.").format(
+					_(self.doctype), MAX_PAGE_LENGTH
+				),
+				alert=True,
+			)
 		if self.args.pluck:
 			return [row[0] for row in rows]
 		if self.args.as_list:

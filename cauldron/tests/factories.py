@@ -229,7 +229,8 @@ def resource(doctype: str, name: str | None = None) -> str:
 
 
 def write_real_rows(cur, document: str, instance: str) -> None:
-	"""One row in each real table the virtual DocTypes show, keyed to the given documents."""
+	"""One row in each real table the virtual DocTypes show, keyed to the given documents. (On
+	TimescaleDB the hourly rollup shows the point only once its continuous aggregate refreshes.)"""
 	from datetime import datetime, timezone
 
 	from cauldron.pg import audit, vectors
@@ -238,6 +239,7 @@ def write_real_rows(cur, document: str, instance: str) -> None:
 	timeseries.write_metrics(
 		cur, [(datetime(2026, 3, 1, 12, 30, tzinfo=timezone.utc), "latency_ms", 41.5, {"host": "a"})]
 	)
+	timeseries.refresh_rollups(cur)  # its hour in synapse.metrics_hourly
 	cur.execute(
 		"INSERT INTO aegis.security_events (event_time, event_type, source, severity, is_incident)"
 		" VALUES ('2026-03-01 12:00+00', 'login_failed', 'sshd', 'high', true)"

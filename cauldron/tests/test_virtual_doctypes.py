@@ -2,6 +2,7 @@
 their role only, and refuse every write whoever asks."""
 
 import json
+from datetime import datetime, timedelta, timezone
 
 import frappe
 from frappe.desk import reportview
@@ -9,8 +10,16 @@ from frappe.desk.form.load import getdoc
 from frappe.tests.utils import FrappeTestCase
 
 from cauldron import db
-from cauldron.tests.factories import area_role, make, user_with_roles, virtual_doctypes, write_real_rows
-from cauldron.virtual import ReadOnlyTable
+from cauldron.pg import timeseries
+from cauldron.tests.factories import (
+	area_role,
+	make,
+	uid,
+	user_with_roles,
+	virtual_doctypes,
+	write_real_rows,
+)
+from cauldron.virtual import MAX_PAGE_LENGTH, InvalidPaging, ReadOnlyTable
 
 PLAIN = "cauldron-virtual-plain@example.com"
 
@@ -19,7 +28,7 @@ def role_user(role: str) -> str:
 	return f"cauldron-virtual-{frappe.scrub(role).replace('_', '-')}@example.com"
 
 
-def desk_list(doctype: str, filters=None) -> list[dict]:
+def desk_list(doctype: str, filters=None, **args) -> list[dict]:
 	"""What the list view asks for: its columns, the newest first, a page of 20."""
 	meta = frappe.get_meta(doctype)
 	fields = ["name", "modified", *(df.fieldname for df in meta.fields if df.in_list_view)]
@@ -32,6 +41,7 @@ def desk_list(doctype: str, filters=None) -> list[dict]:
 		page_length=20,
 		with_comment_count=1,
 	)
+	frappe.local.form_dict.update(args)
 	result = reportview.get()
 	return [dict(zip(result["keys"], row, strict=True)) for row in result["values"]] if result else []
 
@@ -78,6 +88,63 @@ class TestVirtualDocTypes(FrappeTestCase):
 					self.assertRaises(frappe.PermissionError, desk_list, doctype)
 					self.assertRaises(frappe.PermissionError, desk_count, doctype)
 					self.assertRaises(frappe.PermissionError, frappe.get_list, doctype)
+
+	def test_server_code_lists_as_frappe_get_list_does_for_its_user_or_ignoring_permissions(self):
+		for doctype in virtual_doctypes():
+			with self.subTest(doctype):
+				frappe.set_user(PLAIN)
+				self.assertEqual(len(frappe.get_all(doctype, limit=1)), 1)
+				self.assertEqual(len(frappe.get_list(doctype, limit=1, ignore_permissions=True)), 1)
+				frappe.set_user("Administrator")
+				self.assertRaises(frappe.PermissionError, frappe.get_list, doctype, user=PLAIN)
+				self.assertTrue(frappe.get_list(doctype, user=role_user(area_role(doctype))))
+
+	def test_a_request_cannot_ignore_permissions(self):
+		frappe.set_user(PLAIN)
+		for doctype in virtual_doctypes():
+			with self.subTest(doctype):
+				self.assertRaises(
+					frappe.PermissionError,
+					desk_list,
+					doctype,
+					flags={"ignore_permissions": 1},
+					ignore_permissions=1,
+					user="Administrator",
+				)
+
+	def test_a_start_or_page_length_that_is_no_whole_number_is_refused(self):
+		for args in ({"start": "abc"}, {"start": -1}, {"page_length": "-5"}, {"page_length": "2.5"}):
+			with self.subTest(args):
+				self.assertRaisesRegex(
+					InvalidPaging, "must be a whole number", desk_list, "Synapse Metric", **args
+				)
+		self.assertRaises(InvalidPaging, frappe.get_all, "Synapse Metric", limit_start=-1)
+		self.assertRaises(InvalidPaging, frappe.get_all, "Synapse Metric", limit=-1)
+
+	def test_all_rows_are_at_most_a_page_of_the_maximum_length_and_say_so(self):
+		metric = f"burst_{uid()}"
+		moment = datetime(2026, 3, 3, tzinfo=timezone.utc)
+		timeseries.write_metrics(
+			db.cursor(),
+			[(moment + timedelta(seconds=i), metric, float(i), {}) for i in range(MAX_PAGE_LENGTH + 1)],
+		)
+		filters = {"metric_name": metric}
+		for limit in (0, None, MAX_PAGE_LENGTH + 1):
+			with self.subTest(limit=limit):
+				frappe.clear_messages()
+				self.assertEqual(
+					len(frappe.get_all("Synapse Metric", filters=filters, limit_page_length=limit)),
+					MAX_PAGE_LENGTH,
+				)
+				(message,) = frappe.get_message_log()
+				self.assertIn(f"at most {MAX_PAGE_LENGTH} rows", message["message"])
+		frappe.clear_messages()
+		self.assertEqual(
+			frappe.get_all("Synapse Metric", filters=filters, limit_start=MAX_PAGE_LENGTH, pluck="value"),
+			[0.0],  # the oldest, as the list is newest first
+		)
+		self.assertEqual(len(frappe.get_all("Synapse Metric", filters=filters, limit=5)), 5)
+		self.assertEqual(frappe.get_message_log(), [])
 
 	def test_nobody_writes_not_even_the_administrator(self):
 		for doctype in virtual_doctypes():
