@@ -1,5 +1,7 @@
 """Aether endpoints: /api/method/cauldron.api.aether.<name>"""
 
+import uuid
+
 import frappe
 from frappe import _
 
@@ -29,17 +31,30 @@ def record_interactions(interactions) -> list[str]:
 		rows.append(
 			tables.AgentInteraction(
 				session_id=item.get("session_id"),
-				agent_instance_id=item.get("agent_instance_id"),
+				agent_instance_id=instance_id(item.get("agent_instance_id"), position),
 				interaction_type=item.get("interaction_type"),
 				content=item.get("content"),
 				metadata=item.get("metadata"),
 			)
 		)
-	for instance in sorted({str(row.agent_instance_id) for row in rows}):
-		if not frappe.db.exists("Aether Agent Instance", instance):
+	instances = sorted({row.agent_instance_id for row in rows})
+	found = set(frappe.get_all("Aether Agent Instance", filters={"name": ("in", instances)}, pluck="name"))
+	for instance in instances:
+		if instance not in found:
 			frappe.throw(_("Agent instance {0} does not exist").format(instance), frappe.DoesNotExistError)
 		frappe.has_permission("Aether Agent Instance", "write", doc=instance, throw=True)
 	try:
 		return tables.write_agent_interactions(db.cursor(), rows)
 	except CauldronDBError as e:
 		frappe.throw(str(e), title=_("Invalid agent interaction"))
+
+
+def instance_id(value, position: int) -> str:
+	"""The instance's name: its UUID in the canonical form (lower case) that names it."""
+	try:
+		return str(uuid.UUID(str(value)))
+	except ValueError:
+		frappe.throw(
+			_("Interaction {0}: agent_instance_id {1} is not a UUID").format(position, frappe.bold(value)),
+			title=_("Invalid agent interaction"),
+		)

@@ -77,6 +77,34 @@ class TestAetherAgentInteraction(FrappeTestCase):
 		self.assertEqual(unknown.status_code, 404)
 		self.assertEqual(frappe.get_list("Aether Agent Interaction", filters={"session_id": session}), [])
 
+	def test_an_instance_id_in_any_uuid_spelling_names_the_instance(self):
+		session = str(uuid.uuid4())
+		batch = [
+			self.interaction(session_id=session, agent_instance_id=self.instance.upper()),
+			self.interaction(session_id=session, agent_instance_id="{" + self.instance + "}"),
+			self.interaction(session_id=session, agent_instance_id=self.instance),
+		]
+		response = rest("post", RECORD, self.operator, {"interactions": batch})
+		self.assertEqual(response.status_code, 200, response.json)
+		self.assertEqual(
+			frappe.get_list(
+				"Aether Agent Interaction", filters={"session_id": session}, pluck="agent_instance_id"
+			),
+			[self.instance] * 3,
+		)
+
+	def test_an_instance_id_that_is_no_uuid_is_refused_clearly(self):
+		session = str(uuid.uuid4())
+		batch = [
+			self.interaction(session_id=session),
+			self.interaction(session_id=session, agent_instance_id="researcher-1"),
+		]
+		response = rest("post", RECORD, self.operator, {"interactions": batch})
+		self.assertEqual(response.status_code, 417)
+		self.assertIn("Interaction 2: agent_instance_id", response.json["_server_messages"])
+		self.assertIn("is not a UUID", response.json["_server_messages"])
+		self.assertEqual(frappe.get_list("Aether Agent Interaction", filters={"session_id": session}), [])
+
 	def test_a_filter_on_a_uuid_column_says_what_is_wrong(self):
 		with self.assertRaisesRegex(frappe.ValidationError, "is not a UUID"):
 			frappe.get_list("Aether Agent Interaction", filters={"session_id": "yesterday"})
