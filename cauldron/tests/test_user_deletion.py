@@ -13,7 +13,7 @@ USER = "cauldron-leaver@example.com"
 
 class TestUserDeletion(FrappeTestCase):
 	def test_the_users_memberships_mappings_and_profiles_go_and_references_are_cleared(self):
-		user_with_roles(USER, "Knowledge Editor")
+		user_with_roles(USER, "Knowledge Editor", "Agent Operator")
 		owned = [
 			make("Cauldron Team Member", user=USER),
 			make("Cauldron Auth User Mapping", user=USER, auth_user_id=str(uuid.uuid4())),
@@ -24,12 +24,18 @@ class TestUserDeletion(FrappeTestCase):
 			make("Synapse Dashboard", created_by=USER): "created_by",
 			make("Synapse Business Simulation", created_by=USER): "created_by",
 			make("Aegis Security Incident", assigned_to=USER): "assigned_to",
-			make("Aether Agent Task", created_by=USER, approved_by=USER): "approved_by",
+			make("Aether Agent Task", created_by=USER): "created_by",
 			make("Cauldron Storage Bucket", bucket_owner=USER): "bucket_owner",
 			make("Cauldron Storage Object", object_owner=USER): "object_owner",
 		}
 		approval = make("Aether HITL Approval")
-		frappe.db.set_value("Aether HITL Approval", approval.name, "responded_by", USER)
+		frappe.set_user(USER)
+		approval.status = "approved"
+		approval.save()
+		frappe.set_user("Administrator")
+		approved = frappe.get_doc("Aether Agent Task", approval.task)
+		self.assertEqual(approved.approved_by, USER)
+		named[approved] = "approved_by"
 
 		drop_user(USER)
 

@@ -1,7 +1,6 @@
 frappe.ui.form.on("Aether Agent Task", {
 	setup(frm) {
 		frm.set_query("created_by", () => ({ filters: { enabled: 1 } }));
-		frm.set_query("approved_by", () => ({ filters: { enabled: 1 } }));
 	},
 	refresh(frm) {
 		if (!frm.is_new() && frm.doc.requires_approval && !frm.doc.approved_by) {
