@@ -41,7 +41,8 @@ def doctor(context):
 )
 @pass_context
 def provision_command(context, db_root_username, db_root_password, reader_role):
-	"""Create the extensions the server offers in the site's database (as a superuser), then provision.
+	"""Create vector, timescaledb and pg_stat_statements where the server offers them, in the site's
+	database (as a superuser), then provision.
 
 	Also creates the read-only role for SQL consumers; the site's own database user then grants it
 	the seed views, again after every migrate.
@@ -62,7 +63,7 @@ def provision_command(context, db_root_username, db_root_password, reader_role):
 		)
 		try:
 			with root, root.cursor() as cur:
-				created = capabilities.create_extensions(cur, list(capabilities.EXTENSIONS))
+				created = capabilities.create_extensions(cur)
 				if reader_role:
 					views.create_reader_role(cur, reader_role)
 		finally:

@@ -31,12 +31,13 @@ def cursor():
 	return frappe.db._conn.cursor()
 
 
-def settings() -> provision.Settings:
-	"""Provisioning settings from Cauldron Settings (defaults until the DocType exists)."""
+def settings(doc=None) -> provision.Settings:
+	"""Provisioning settings from Cauldron Settings (`doc`, or the saved one; defaults before install)."""
 	defaults = provision.Settings()
-	if not frappe.db.exists("DocType", "Cauldron Settings"):
-		return defaults
-	doc = frappe.get_cached_doc("Cauldron Settings")
+	if doc is None:
+		if not frappe.db.exists("DocType", "Cauldron Settings"):
+			return defaults
+		doc = frappe.get_cached_doc("Cauldron Settings")
 	return provision.Settings(
 		embedding_dimension=doc.embedding_dimension or defaults.embedding_dimension,
 		retention_days={

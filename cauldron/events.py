@@ -10,6 +10,7 @@ Not seen by any hook, so not audited: frappe.db.set_value, raw SQL and bulk path
 """
 
 import json
+import re
 from datetime import datetime, timezone
 
 import frappe
@@ -42,6 +43,7 @@ DEFAULT_EXCLUDED = (
 	"Webhook Request Log",
 )
 # Bookkeeping fields that change on every save and say nothing about the change.
+SECRET_FIELD = re.compile(r"(^|_)(password|passwd|secret|token|api_key|private_key|credentials?)(_|$)")
 IGNORED_FIELDS = {
 	"modified",
 	"modified_by",
@@ -59,18 +61,31 @@ def excluded_doctypes() -> set[str]:
 	return {line.strip() for line in listed.splitlines() if line.strip()}
 
 
+def _secret_fields(doctype: str) -> set[str]:
+	meta = frappe.get_meta(doctype)
+	return {
+		df.fieldname for df in meta.fields if df.fieldtype == "Password" or SECRET_FIELD.search(df.fieldname)
+	}
+
+
 def snapshot(doc) -> dict:
-	"""The document as JSON-ready data, child rows included, bookkeeping fields left out."""
+	"""The document as JSON-ready data, child rows included; bookkeeping fields and secrets (Password
+	fields, keys and tokens such as User's api_key or reset_password_key) left out."""
 	data = json.loads(frappe.as_json(doc.as_dict(no_private_properties=True), indent=None))
 
-	def clean(row: dict) -> dict:
-		return {
-			key: [clean(r) for r in value] if isinstance(value, list) else value
-			for key, value in row.items()
-			if key not in IGNORED_FIELDS and not key.startswith("_")
-		}
+	def clean(row: dict, doctype: str) -> dict:
+		hidden = IGNORED_FIELDS | _secret_fields(doctype)
+		result = {}
+		for key, value in row.items():
+			if key in hidden or key.startswith("_"):
+				continue
+			if isinstance(value, list):
+				child = frappe.get_meta(doctype).get_field(key)
+				value = [clean(r, child.options) if child else r for r in value]
+			result[key] = value
+		return result
 
-	return clean(data)
+	return clean(data, doc.doctype)
 
 
 def changed_values(old: dict, new: dict) -> tuple[dict, dict]:
@@ -112,8 +127,18 @@ def on_change(doc, method=None):
 			return  # a save that changed nothing
 	record(doc.doctype, doc.name, action, old_values, new_values)
 	if doc.doctype == "Personal Data Deletion Request" and doc.status == "Deleted":
-		_flush()  # this transaction's events name the user too
-		erase_user(doc.email, doc.name)
+		# After this transaction commits, in a short transaction of its own: erasure rewrites rows
+		# the sealing job may be sealing meanwhile. This transaction's events name the user too, so
+		# they are written now (tests run the job at once).
+		_flush()
+		frappe.enqueue(
+			"cauldron.tasks.erase_audit_user",
+			user=doc.email,
+			replacement=doc.name,
+			full_name=getattr(doc, "full_name", None),
+			enqueue_after_commit=True,
+			now=frappe.flags.in_test,
+		)
 
 
 def after_delete(doc, method=None):
@@ -160,8 +185,3 @@ def _flush():
 
 def _forget():
 	frappe.local.cauldron_audit_events = None
-
-
-def erase_user(user: str, replacement: str) -> int:
-	"""GDPR erasure of the user's audit rows, when Frappe completes a Personal Data Deletion Request."""
-	return audit.erase_user(db.cursor(), user, replacement)

@@ -2,6 +2,8 @@
 
 from dataclasses import dataclass
 
+import psycopg2
+
 # extension -> (what it gives Cauldron, what happens without it, the prefix of the settings it
 # registers when preloaded, or None when it needs no preload)
 EXTENSIONS = {
@@ -51,7 +53,9 @@ class Capability:
 			return "not available on this server"
 		if not self.preloaded:
 			return "available, needs shared_preload_libraries"
-		return "available, not installed"
+		if self.can_create:
+			return "available, this database role can create it"
+		return "available, a superuser must create it"
 
 	def dba_sql(self) -> list[str]:
 		"""The statements a DBA must run to enable this capability (empty when installed)."""
@@ -91,10 +95,6 @@ def detect(cur) -> dict[str, Capability]:
 	}
 
 
-def installed(cur) -> set[str]:
-	return {name for name, cap in detect(cur).items() if cap.installed}
-
-
 def report(capabilities: dict[str, Capability], database: str) -> str:
 	"""The capability table and, below it, what is degraded and the SQL a DBA must run."""
 	rows = [("extension", "status", "gives", "without it")]
@@ -117,20 +117,29 @@ def report(capabilities: dict[str, Capability], database: str) -> str:
 	return "\n".join(lines)
 
 
-def create_extensions(cur, names: list[str]) -> list[str]:
-	"""Create the given extensions where the server has them; needs a privileged connection.
+# What `cauldron provision` creates. The others are reported only: PostGIS and pg_partman would add
+# objects to the site's public schema, and pg_cron lives in one database of the server's choosing.
+CREATED_BY_PROVISION = ("vector", "timescaledb", "pg_stat_statements")
 
-	Returns the names created. An extension the server lacks, or one that needs a preload the server
-	was not started with, is left out rather than failing the rest.
+
+def create_extensions(cur) -> list[str]:
+	"""Create CREATED_BY_PROVISION where the server has them; needs a privileged connection.
+
+	Returns the names created. One the server lacks, or one that needs a preload the server was not
+	started with, is left out; one that fails is rolled back alone, not with the rest.
 	"""
 	caps = detect(cur)
 	created = []
-	for name in names:
+	for name in CREATED_BY_PROVISION:
 		cap = caps[name]
-		if cap.installed or not cap.available_version:
+		if cap.installed or not cap.available_version or not cap.preloaded:
 			continue
-		if not cap.preloaded:
+		cur.execute("SAVEPOINT cauldron_extension")
+		try:
+			cur.execute(f'CREATE EXTENSION IF NOT EXISTS "{name}"')
+		except psycopg2.Error:
+			cur.execute("ROLLBACK TO SAVEPOINT cauldron_extension")
 			continue
-		cur.execute(f'CREATE EXTENSION IF NOT EXISTS "{name}"')
+		cur.execute("RELEASE SAVEPOINT cauldron_extension")
 		created.append(name)
 	return created

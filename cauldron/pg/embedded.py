@@ -46,11 +46,13 @@ def _as_server_user(args: list[str]) -> list[str]:
 
 
 def _make_reachable(path: Path) -> None:
-	"""Let the server user traverse to the wheel's binaries (a root-owned venv may be 0700)."""
-	for parent in [path, *path.parents]:
-		mode = parent.stat().st_mode
-		if mode & 0o005 != 0o005:
-			parent.chmod(mode | 0o005)
+	"""Let the server user reach `path` (a root-owned venv may be 0700): search permission only on
+	the directories above it, read as well on `path` itself."""
+	for parent in path.parents:
+		parent.chmod(parent.stat().st_mode | 0o001)
+	for item in [path, *path.rglob("*")]:
+		mode = item.stat().st_mode
+		item.chmod(mode | (0o005 if item.is_dir() or mode & 0o100 else 0o004))
 
 
 @dataclass
@@ -92,7 +94,8 @@ def start(data_dir: Path, port: int | None = None, fsync: bool = True) -> Embedd
 	if os.geteuid() == 0:
 		_ensure_server_user()
 		shutil.chown(data_dir, SYSTEM_USER, SYSTEM_USER)
-		_make_reachable(data_dir.parent)
+		for parent in data_dir.parents:
+			parent.chmod(parent.stat().st_mode | 0o001)
 	if not (data_dir / "PG_VERSION").exists():
 		subprocess.run(
 			_as_server_user(

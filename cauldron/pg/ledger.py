@@ -72,8 +72,8 @@ def check(cur, steps: list[Step], capabilities: set[str]) -> list[Outcome]:
 
 
 def apply(cur, steps: list[Step], capabilities: set[str]) -> list[Outcome]:
-	"""Apply the steps not yet recorded, in order, inside the caller's transaction."""
-	cur.execute(PROVISION_LOCK)
+	"""Apply the steps not yet recorded, in order, inside the caller's transaction (which holds
+	PROVISION_LOCK)."""
 	cur.execute(LEDGER_DDL)
 	outcomes = check(cur, steps, capabilities)
 	by_name = {step.name: step for step in steps}

@@ -18,9 +18,11 @@ from cauldron.pg.ledger import Step
 DEFAULT_DIMENSION = 384  # all-MiniLM-L6-v2 and other small local models
 MAX_VECTOR_INDEX_DIMENSION = 2000
 MAX_DIMENSION = 4000
-# metric -> (distance operator, index operator class suffix)
+# metric -> distance operator
 METRICS = {"cosine": "<=>", "l2": "<->", "inner_product": "<#>"}
 DEFAULT_EF_SEARCH = 100
+FLOAT32_MAX = 3.4028234e38
+HALFVEC_MAX = 65504.0
 
 
 class VectorDimensionError(CauldronDBError):
@@ -97,7 +99,11 @@ def table_dimension(cur, table: str = "lore.document_chunks") -> int:
 
 
 def _vector(values, dimension: int, what: str) -> str:
-	"""pgvector's text form of `values`, checked; sent with a ::vector cast, so no type lookup is needed."""
+	"""pgvector's text form of `values`, checked; sent with a ::vector cast, so no type lookup is needed.
+
+	Values must fit the stored type: float32 for vector, float16 where the index is on halfvec.
+	"""
+	limit = HALFVEC_MAX if dimension > MAX_VECTOR_INDEX_DIMENSION else FLOAT32_MAX
 	try:
 		floats = [float(v) for v in values]
 	except (TypeError, ValueError):
@@ -107,8 +113,8 @@ def _vector(values, dimension: int, what: str) -> str:
 			f"{what} has {len(floats)} dimensions; this site's embeddings have {dimension}"
 			" (Cauldron Settings > Embedding Dimension)"
 		)
-	if not all(math.isfinite(v) for v in floats):
-		raise VectorDimensionError(f"{what} contains a value that is not finite")
+	if not all(math.isfinite(v) and abs(v) <= limit for v in floats):
+		raise VectorDimensionError(f"{what} contains a value that is not finite or beyond ±{limit:g}")
 	return Vector(floats).to_text()
 
 
@@ -123,6 +129,10 @@ class Chunk:
 def replace_document_chunks(cur, document_id: str, chunks: list[Chunk]) -> int:
 	"""Make the document's chunks exactly `chunks` (one multi-row statement); returns the count."""
 	dimension = table_dimension(cur)
+	# two writers replacing the same document's chunks would otherwise interleave their sets
+	cur.execute(
+		"SELECT pg_advisory_xact_lock(hashtext('lore.document_chunks'), hashtext(%s))", (document_id,)
+	)
 	rows = []
 	seen = set()
 	for chunk in chunks:

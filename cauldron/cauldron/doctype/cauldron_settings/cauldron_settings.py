@@ -3,7 +3,7 @@ from frappe import _
 from frappe.model.document import Document
 
 from cauldron import db
-from cauldron.pg import timeseries, vectors
+from cauldron.pg import CauldronDBError, timeseries, vectors
 
 
 class CauldronSettings(Document):
@@ -12,6 +12,11 @@ class CauldronSettings(Document):
 			vectors.check_dimension(self.embedding_dimension)
 		except vectors.VectorDimensionError as e:
 			frappe.throw(str(e), title=_("Invalid embedding dimension"))
+		try:
+			for table in timeseries.TABLES:
+				timeseries.retention(db.settings(self).retention_days, table)
+		except CauldronDBError as e:
+			frappe.throw(str(e), title=_("Invalid retention"))
 		try:
 			current = vectors.table_dimension(db.cursor())
 		except vectors.VectorsUnavailable:
@@ -26,4 +31,5 @@ class CauldronSettings(Document):
 			)
 
 	def on_update(self):
-		timeseries.apply_retention_policies(db.cursor(), db.settings().retention_days)
+		# from this document: the cached Cauldron Settings still holds the values before this save
+		timeseries.apply_retention_policies(db.cursor(), db.settings(self).retention_days)
