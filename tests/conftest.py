@@ -51,6 +51,8 @@ class Database:
 
 	def connect(self):
 		conn = psycopg2.connect(self._dsn(user=SITE_ROLE, password=SITE_PASSWORD))
+		# Frappe opens its Postgres connections at REPEATABLE READ; so does every test as the site.
+		conn.set_session(isolation_level="REPEATABLE READ")
 		self._conns.append(conn)
 		return conn
 

@@ -101,7 +101,9 @@ def test_erasure_anonymises_and_keeps_the_chain_verifiable(sealed):
 		"SELECT count(*) FROM core.audit_log WHERE row_to_json(audit_log)::text ~ '(^|[^o])alice|Liddell|9876'"
 	)
 	assert cur.fetchone()[0] == 0
-	cur.execute("SELECT old_values, new_values FROM core.audit_log WHERE resource_type = 'User' AND action = 'update'")
+	cur.execute(
+		"SELECT old_values, new_values FROM core.audit_log WHERE resource_type = 'User' AND action = 'update'"
+	)
 	assert cur.fetchone() == (None, None)
 	cur.execute("SELECT user_id, ip_address, new_values FROM core.audit_log WHERE resource_id = 'NOTE-1'")
 	assert cur.fetchone() == (

@@ -1,5 +1,6 @@
 import threading
 
+import psycopg2
 import pytest
 
 from cauldron.pg import capabilities, provision
@@ -107,6 +108,7 @@ def test_without_pgvector_install_succeeds_and_names_the_sql(bare_db):
 	assert cur.fetchone()[0] is None
 	cur.execute("SELECT count(*) FROM command.ddl_ledger WHERE step LIKE 'vectors:%'")
 	assert cur.fetchone()[0] == 0
+	conn.rollback()
 
 	# The DBA runs the printed SQL; the next migrate completes the install.
 	bare_db.create_extension("vector")
@@ -161,11 +163,19 @@ def test_concurrent_provisioning_applies_each_step_once(db):
 	errors = []
 
 	def run():
+		# At REPEATABLE READ a provision that waited for another's lock has a snapshot from before
+		# that one committed: it fails whole with a serialization failure and is run again.
 		conn = db.connect()
 		try:
-			with conn.cursor() as cur:
-				provision.provision(cur)
-			conn.commit()
+			for _attempt in range(3):
+				try:
+					with conn.cursor() as cur:
+						provision.provision(cur)
+					conn.commit()
+					return
+				except psycopg2.errors.SerializationFailure:
+					conn.rollback()
+			errors.append("three serialization failures in a row")
 		except Exception as e:  # collected and asserted below
 			errors.append(e)
 
@@ -197,4 +207,5 @@ def test_capabilities_detect_and_privileged_create(bare_db):
 	created = capabilities.create_extensions(admin.cursor())
 	admin.commit()
 	assert created == ["vector"]  # timescaledb absent, pg_stat_statements not preloaded
+	cur.connection.rollback()  # a new snapshot
 	assert capabilities.detect(cur)["vector"].installed

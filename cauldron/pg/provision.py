@@ -48,12 +48,13 @@ class Result:
 
 
 def ensure_schemas(cur) -> list[str]:
+	# to_regnamespace reads the catalog as it is now, not as this transaction's snapshot saw it
+	# (REPEATABLE READ, Frappe's level, would miss a schema a concurrent provision just created).
 	cur.execute(
-		"SELECT nspname FROM pg_namespace WHERE nspname = ANY(%s)",
-		(list(SCHEMAS),),
+		"SELECT name FROM unnest(%s::text[]) AS name WHERE to_regnamespace(name) IS NULL", (list(SCHEMAS),)
 	)
-	existing = {row[0] for row in cur.fetchall()}
-	created = [s for s in SCHEMAS if s not in existing]
+	missing = {row[0] for row in cur.fetchall()}
+	created = [s for s in SCHEMAS if s in missing]
 	for schema in created:
 		cur.execute(f"CREATE SCHEMA {schema}")
 		cur.execute(f"COMMENT ON SCHEMA {schema} IS %s", (OWNED_MARK,))
