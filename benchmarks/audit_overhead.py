@@ -6,7 +6,7 @@ Runs inside a bench, with the bench's Python, from its sites folder:
 One iteration = insert a simple document, change a field, save, commit. Three modes, interleaved
 round by round so drift hits them alike:
 	plain     the DocType is in Cauldron Settings' exclusion list, track_changes off
-	cauldron  audited by cauldron (audit row per event, metric points at commit), track_changes off
+	cauldron  audited by cauldron (one audit statement per transaction), track_changes off
 	versions  excluded from cauldron, Frappe's track_changes on (a Version document per change)
 Prints the median per mode and the ratios to plain.
 """

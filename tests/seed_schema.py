@@ -1,11 +1,14 @@
 """The seed's tables, parsed from its CREATE TABLE statements (and the metrics_hourly aggregate).
 
-The seed (the specification) sits beside the repository in ../shared/seed/, as it does in CI.
+The seed (the specification) sits beside the repository in ../shared/seed/, as it does in the
+project's CI (.ci/run); tests that need it are skipped where it is not.
 """
 
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import pytest
 
 HERE = Path(__file__).resolve().parent
 SEED = HERE.parent.parent / "shared" / "seed" / "000_8ff4eb117c944f36.txt"
@@ -48,7 +51,8 @@ def sql_blocks(text: str) -> str:
 
 def seed_sql() -> str:
 	if not SEED.exists():
-		raise FileNotFoundError(f"the seed (the specification) is not beside this checkout: {SEED}")
+		# A checkout on its own (GitHub's CI) has no ../shared; the project's CI always has it.
+		pytest.skip(f"the seed (the specification) is not beside this checkout: {SEED}")
 	return sql_blocks(SEED.read_text())
 
 
