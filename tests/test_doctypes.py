@@ -309,6 +309,6 @@ def test_workspaces_and_number_cards_point_at_real_doctypes():
 
 
 def test_seed_coverage():
-	"""How much of the seed is carried: every table, every column (see the README's table)."""
+	"""How much of the seed is carried: every table, every column."""
 	seed = seed_schema.tables()
 	assert (len(seed), sum(len(t.columns) for t in seed.values())) == (35, 332)

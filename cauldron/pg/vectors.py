@@ -143,6 +143,8 @@ def replace_document_chunks(cur, document_id: str, chunks: list[Chunk]) -> int:
 		seen.add(chunk.chunk_index)
 		if not isinstance(chunk.content, str) or not chunk.content:
 			raise CauldronDBError(f"chunk {chunk.chunk_index} of {document_id} has no content")
+		if chunk.metadata is not None and not isinstance(chunk.metadata, dict):
+			raise CauldronDBError(f"chunk {chunk.chunk_index}'s metadata must be an object")
 		embedding = (
 			None
 			if chunk.embedding is None

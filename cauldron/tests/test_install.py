@@ -61,5 +61,9 @@ class TestInstall(FrappeTestCase):
 			frappe.conf.db_type = db_type
 
 	def test_scheduled_jobs_are_registered(self):
-		for method in ("cauldron.tasks.refresh_rollups", "cauldron.tasks.maintain_partitions"):
+		for method in (
+			"cauldron.tasks.seal_audit",
+			"cauldron.tasks.refresh_rollups",
+			"cauldron.tasks.maintain_partitions",
+		):
 			self.assertTrue(frappe.db.exists("Scheduled Job Type", {"method": method}), method)
