@@ -114,4 +114,3 @@ def test_search_without_pgvector_says_what_to_do(bare_db):
 	provision.provision(cur)
 	with pytest.raises(VectorsUnavailable, match="CREATE EXTENSION vector"):
 		vectors.search_chunks(cur, unit(384, 0))
-	vectors.delete_document_chunks(cur, "doc")  # a document's cleanup still works

@@ -62,11 +62,10 @@ class EmbeddedPostgres:
 
 	@property
 	def dsn(self) -> str:
-		return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+		return self.dsn_for("postgres")
 
-	def dsn_for(self, database: str, user: str = "postgres", password: str | None = None) -> str:
-		auth = f"{user}:{password}" if password else user
-		return f"postgresql://{auth}@127.0.0.1:{self.port}/{database}"
+	def dsn_for(self, database: str) -> str:
+		return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
 
 	def stop(self) -> None:
 		subprocess.run(

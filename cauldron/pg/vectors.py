@@ -172,12 +172,6 @@ def replace_document_chunks(cur, document_id: str, chunks: list[Chunk]) -> int:
 	return len(rows)
 
 
-def delete_document_chunks(cur, document_id: str) -> None:
-	cur.execute("SELECT to_regclass('lore.document_chunks') IS NOT NULL")
-	if cur.fetchone()[0]:
-		cur.execute("DELETE FROM lore.document_chunks WHERE document_id = %s", (document_id,))
-
-
 def set_entity_embedding(cur, entity_id: str, embedding) -> None:
 	dimension = table_dimension(cur, "lore.entity_embeddings")
 	cur.execute(
