@@ -3,7 +3,7 @@ import threading
 import psycopg2
 import pytest
 
-from cauldron.pg import capabilities, provision
+from cauldron.pg import capabilities, ledger, provision
 from cauldron.pg.vectors import VectorDimensionError
 
 
@@ -209,3 +209,109 @@ def test_capabilities_detect_and_privileged_create(bare_db):
 	assert created == ["vector"]  # timescaledb absent, pg_stat_statements not preloaded
 	cur.connection.rollback()  # a new snapshot
 	assert capabilities.detect(cur)["vector"].installed
+
+
+def test_every_step_names_the_objects_it_makes_and_they_cover_cauldrons_schemas(provisioned):
+	_db, conn = provisioned
+	cur = conn.cursor()
+	steps = provision.all_steps(provision.Settings(), timescale=False)
+	claimed = set()
+	for step in steps:
+		assert step.objects, step.name
+		assert ledger.missing_objects(cur, step.objects) == [], step.name
+		claimed |= {name for kind, name in step.objects if kind in ("relation", "index")}
+	# Every relation provisioning made (partitions made later by the daily job aside) is some step's.
+	cur.execute(
+		r"""
+		SELECT n.nspname || '.' || c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+		WHERE n.nspname = ANY(%s) AND c.relkind IN ('r', 'p', 'v', 'm', 'i', 'I')
+			AND c.relname !~ '_p\d{8}' AND NOT c.relispartition
+			AND NOT EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conindid = c.oid)
+			AND c.oid <> 'command.ddl_ledger'::regclass
+		""",
+		(list(provision.SCHEMAS),),
+	)
+	assert {row[0] for row in cur.fetchall()} - claimed == set()
+	assert ("trigger", "metrics_invalidate_rollup ON synapse.metrics") in steps[3].objects
+	assert ("function", "synapse.log_metrics_invalidation") in steps[3].objects
+
+
+@pytest.mark.parametrize(
+	"drop, step",
+	[
+		("DROP TABLE lore.document_chunks", "vectors:lore.document_chunks"),
+		("DROP INDEX core.idx_audit_log_user", "timeseries:core.audit_log"),
+		("DROP TRIGGER metrics_invalidate_rollup ON synapse.metrics", "timeseries:synapse.metrics_hourly"),
+		("DROP FUNCTION synapse.log_metrics_invalidation() CASCADE", "timeseries:synapse.metrics_hourly"),
+		("DROP TABLE core.audit_chain_head", "audit:chain"),
+	],
+)
+def test_a_recorded_step_whose_objects_are_gone_is_reported_and_reapplied(provisioned, drop, step):
+	_db, conn = provisioned
+	cur = conn.cursor()
+	before = catalog_snapshot(cur)
+	cur.execute(drop)
+	conn.commit()
+
+	outcomes = {o.step: o for o in provision.status(cur).outcomes}
+	assert outcomes[step].status == "missing"
+	assert "recorded as applied, but missing" in outcomes[step].detail
+	assert {o.status for name, o in outcomes.items() if name != step} == {"unchanged"}
+
+	result = provision.provision(cur)
+	conn.commit()
+	assert {o.step for o in result.by_status("applied")} == {step}
+	assert catalog_snapshot(cur) == before
+	assert {o.status for o in provision.status(cur).outcomes} == {"unchanged"}
+
+
+def test_a_step_whose_extension_is_gone_is_no_longer_claimed(provisioned):
+	db, conn = provisioned
+	cur = conn.cursor()
+	# What a restore as the site's user leaves: the ledger says applied, pgvector and its tables absent.
+	with db.admin().cursor() as admin:
+		admin.execute("DROP EXTENSION vector CASCADE")
+		admin.execute("DROP TABLE lore.document_chunks, lore.entity_embeddings")
+	conn.rollback()
+
+	outcomes = {o.step: o for o in provision.status(cur).outcomes}
+	for step in ("vectors:lore.document_chunks", "vectors:lore.entity_embeddings"):
+		assert outcomes[step].status == "missing"
+		assert "needs extension vector before it can be re-applied" in outcomes[step].detail
+
+	result = provision.provision(cur)
+	conn.commit()
+	assert {o.step for o in result.by_status("skipped")} == {
+		"vectors:lore.document_chunks",
+		"vectors:lore.entity_embeddings",
+	}
+	cur.execute("SELECT count(*) FROM command.ddl_ledger WHERE step LIKE 'vectors:%'")
+	assert cur.fetchone()[0] == 0
+	conn.rollback()
+
+	db.create_extension("vector")
+	result = provision.provision(cur)
+	conn.commit()
+	assert {o.step for o in result.by_status("applied")} == {
+		"vectors:lore.document_chunks",
+		"vectors:lore.entity_embeddings",
+	}
+	cur.execute("SELECT to_regclass('lore.document_chunks') IS NOT NULL")
+	assert cur.fetchone()[0]
+
+
+def test_a_changed_step_whose_objects_are_all_gone_is_applied_anew(provisioned):
+	_db, conn = provisioned
+	cur = conn.cursor()
+	cur.execute("DROP TABLE lore.entity_embeddings")
+	conn.commit()
+	result = provision.provision(cur, provision.Settings(embedding_dimension=768))
+	conn.commit()
+	outcomes = {o.step: o.status for o in result.outcomes}
+	assert outcomes["vectors:lore.entity_embeddings"] == "applied"
+	assert outcomes["vectors:lore.document_chunks"] == "changed"  # a live table is never altered
+	cur.execute(
+		"SELECT format_type(atttypid, atttypmod) FROM pg_attribute"
+		" WHERE attrelid = 'lore.entity_embeddings'::regclass AND attname = 'embedding'"
+	)
+	assert cur.fetchone()[0] == "vector(768)"

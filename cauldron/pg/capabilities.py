@@ -1,5 +1,8 @@
 """Which Postgres extensions the site has, could have, and what is degraded without them."""
 
+import re
+import shutil
+import subprocess
 from dataclasses import dataclass
 
 import psycopg2
@@ -143,3 +146,45 @@ def create_extensions(cur) -> list[str]:
 		cur.execute("RELEASE SAVEPOINT cauldron_extension")
 		created.append(name)
 	return created
+
+
+# --- client tools --------------------------------------------------------------------------------
+
+
+def client_major(version_output: str) -> int | None:
+	"""The major version in `pg_dump --version`'s output ("pg_dump (PostgreSQL) 15.20 (Debian...)")."""
+	match = re.search(r"\(PostgreSQL\)\s+(\d+)", version_output or "")
+	return int(match[1]) if match else None
+
+
+def server_major(cur) -> int:
+	cur.execute("SELECT current_setting('server_version_num')::int / 10000")
+	return cur.fetchone()[0]
+
+
+def pg_dump_warning(cur, pg_dump: str | None = None) -> str | None:
+	"""Why `bench backup` would fail on this server, or None.
+
+	Frappe runs the first `pg_dump` on PATH, and pg_dump refuses a server newer than itself.
+	`pg_dump` names another binary to check (default: the one on PATH, as Frappe finds it).
+	"""
+	path = pg_dump or shutil.which("pg_dump")
+	if not path:
+		return "pg_dump is not on PATH: `bench backup` cannot back this site up"
+	try:
+		output = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=30).stdout
+	except OSError as e:
+		return f"{path} does not run ({e}): `bench backup` cannot back this site up"
+	return version_mismatch("pg_dump", path, client_major(output), server_major(cur))
+
+
+def version_mismatch(tool: str, path: str, client: int | None, server: int) -> str | None:
+	if client is None:
+		return f"could not read the version of {path}"
+	if client < server:
+		return (
+			f"{path} is {tool} {client}, older than the server's PostgreSQL {server}: `bench backup` fails"
+			f" with it. Put a PostgreSQL {server} client first on PATH for bench (e.g. the server's own"
+			" bin directory, or the postgresql-client package of that version)."
+		)
+	return None

@@ -2,8 +2,14 @@
 
 Called from Frappe's after_install and from a [post_model_sync] patch, from `bench cauldron
 provision`, and from the tests, always with a cursor of the site database.
+
+Also the database side of a restore (`prepare_restore`, `finish_restore`): the extensions a dump
+needs are created by a superuser in the empty target database before the dump is loaded as the
+site's own user, so the vector tables and their rows come back with everything else.
 """
 
+import gzip
+import re
 from dataclasses import dataclass, field
 
 from cauldron.pg import audit, capabilities, ledger, tables, timeseries, vectors
@@ -40,7 +46,7 @@ class Result:
 
 	def summary(self) -> str:
 		lines = [capabilities.report(self.capabilities, self.database), ""]
-		statuses = ("pending", "applied", "unchanged", "changed", "skipped")
+		statuses = ("pending", "applied", "unchanged", "changed", "missing", "skipped")
 		counts = {s: len(self.by_status(s)) for s in statuses if self.by_status(s)}
 		lines.append("provisioning steps: " + ", ".join(f"{n} {s}" for s, n in counts.items()))
 		lines.extend(f"  {o.status}: {o.step} ({o.detail})" for o in self.outcomes if o.detail)
@@ -125,3 +131,80 @@ def drop_schemas(cur) -> list[str]:
 	for schema in owned:
 		cur.execute(f"DROP SCHEMA {schema} CASCADE")
 	return owned
+
+
+# --- backup and restore ------------------------------------------------------------------------
+
+_EXTENSION_LINE = re.compile(r'^CREATE EXTENSION (?:IF NOT EXISTS )?"?([a-z0-9_]+)"?', re.M)
+
+
+def dump_extensions(path: str) -> list[str]:
+	"""The extensions a plain-SQL dump (gzipped or not; `pg_dump`'s or Frappe's backup) creates.
+
+	pg_dump writes them before any table, so reading stops at the first table's data.
+	"""
+	opener = gzip.open if str(path).endswith(".gz") else open
+	found = []
+	with opener(path, "rt", encoding="utf-8", errors="replace") as dump:
+		for line in dump:
+			if line.startswith("CREATE EXTENSION"):
+				match = _EXTENSION_LINE.match(line)
+				if match and match[1] not in found:
+					found.append(match[1])
+			elif line.startswith(("COPY ", "CREATE TABLE ")):
+				break
+	return found
+
+
+def prepare_restore(root_cur, extensions: list[str]) -> list[str]:
+	"""As a superuser, in the empty database a dump is about to be loaded into: create the
+	extensions the dump uses (the site's own user cannot create pgvector, and psql carries on past
+	the failure, losing every table with a vector column), and on TimescaleDB run its documented
+	`timescaledb_pre_restore()`. Returns the extensions created; one the server lacks is left to
+	fail in the load, as it would anyway."""
+	root_cur.execute(
+		"SELECT name FROM unnest(%s::text[]) AS name"
+		" WHERE name IN (SELECT a.name FROM pg_available_extensions a)"
+		" AND name NOT IN (SELECT extname FROM pg_extension)",
+		(list(extensions),),
+	)
+	available = {row[0] for row in root_cur.fetchall()}
+	created = []
+	for name in extensions:
+		if name in available:
+			root_cur.execute(f'CREATE EXTENSION IF NOT EXISTS "{name}"')
+			created.append(name)
+	if "timescaledb" in extensions and _has_extension(root_cur, "timescaledb"):
+		root_cur.execute("SELECT timescaledb_pre_restore()")
+	return created
+
+
+def finish_restore(root_cur) -> None:
+	"""As a superuser, after the load: TimescaleDB's `timescaledb_post_restore()` when it is there."""
+	if _has_extension(root_cur, "timescaledb"):
+		root_cur.execute("SELECT timescaledb_post_restore()")
+
+
+def _has_extension(cur, name: str) -> bool:
+	cur.execute("SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = %s)", (name,))
+	return cur.fetchone()[0]
+
+
+def relation_counts(cur) -> dict[str, int]:
+	"""Rows of every table and materialized view in Cauldron's schemas (a partitioned table counted
+	once, with its partitions), to compare a restored site with its source."""
+	cur.execute(
+		"""
+		SELECT format('%%I.%%I', n.nspname, c.relname) FROM pg_class c
+		JOIN pg_namespace n ON n.oid = c.relnamespace
+		WHERE n.nspname = ANY(%s) AND c.relkind IN ('r', 'p', 'm') AND NOT c.relispartition
+			AND has_table_privilege(c.oid, 'SELECT')
+		ORDER BY 1
+		""",
+		(list(SCHEMAS),),
+	)
+	counts = {}
+	for (relation,) in cur.fetchall():
+		cur.execute(f"SELECT count(*) FROM {relation}")
+		counts[relation] = cur.fetchone()[0]
+	return counts
