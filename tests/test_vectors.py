@@ -1,3 +1,5 @@
+import math
+
 import psycopg2
 import pytest
 
@@ -114,3 +116,70 @@ def test_search_without_pgvector_says_what_to_do(bare_db):
 	provision.provision(cur)
 	with pytest.raises(VectorsUnavailable, match="CREATE EXTENSION vector"):
 		vectors.search_chunks(cur, unit(384, 0))
+
+
+def test_zero_vectors_are_refused_where_the_metric_cannot_rank_them(provisioned):
+	_db, conn = provisioned
+	cur = conn.cursor()
+	zero = [0.0] * 384
+	with pytest.raises(vectors.ZeroVector, match="chunk 0's embedding is a zero vector"):
+		vectors.replace_document_chunks(cur, "doc", [Chunk(0, "x", zero)])
+	with pytest.raises(vectors.ZeroVector, match="entity embedding is a zero vector"):
+		vectors.set_entity_embedding(cur, "e", zero)
+	# below float32's reach once squared: as zero to pgvector's cosine as 0.0 itself
+	with pytest.raises(vectors.ZeroVector):
+		vectors.set_entity_embedding(cur, "e", [1e-30] * 384)
+	assert count(cur, "lore.document_chunks") == count(cur, "lore.entity_embeddings") == 0
+
+	vectors.replace_document_chunks(cur, "doc", [Chunk(0, "x", unit(384, 0)), Chunk(1, "y", unit(384, 1))])
+	for metric in ("cosine", "inner_product"):
+		with pytest.raises(vectors.ZeroVector, match="query embedding is a zero vector"):
+			vectors.search_chunks(cur, zero, metric=metric)
+	by_l2 = vectors.search_chunks(cur, zero, metric="l2")  # the one metric that ranks by a zero vector
+	assert [r["distance"] for r in by_l2] == [pytest.approx(1.0), pytest.approx(1.0)]
+
+
+def test_a_zero_vector_stored_earlier_never_reaches_a_result_as_nan(provisioned):
+	_db, conn = provisioned
+	cur = conn.cursor()
+	vectors.replace_document_chunks(cur, "doc", [Chunk(0, "x", unit(384, 0))])
+	cur.execute(
+		"INSERT INTO lore.document_chunks (document_id, chunk_index, content, embedding)"
+		" VALUES ('old', 0, 'zero', %s::vector)",
+		(str([0.0] * 384),),
+	)
+	cur.execute("SET enable_indexscan = off")  # an exact scan meets the zero row
+	results = vectors.search_chunks(cur, unit(384, 0), limit=10)
+	assert [r["content"] for r in results] == ["x"]
+	assert all(math.isfinite(r["distance"]) for r in results)
+
+
+def test_components_stay_where_every_distance_is_finite(provisioned):
+	_db, conn = provisioned
+	cur = conn.cursor()
+	huge = unit(384, 0)
+	huge[0] = 1e16
+	with pytest.raises(VectorDimensionError, match="not finite or beyond ±1e\\+15"):
+		vectors.replace_document_chunks(cur, "doc", [Chunk(0, "x", huge)])
+	big = unit(384, *range(384))
+	big = [1e15 * v for v in big]
+	vectors.replace_document_chunks(cur, "doc", [Chunk(0, "x", big)])
+	for metric in vectors.METRICS:
+		(result,) = vectors.search_chunks(cur, [-v for v in big], metric=metric)
+		assert math.isfinite(result["distance"]), metric
+
+
+def test_halfvec_sites_refuse_what_rounds_to_zero_in_half_precision(db):
+	conn = db.connect()
+	cur = conn.cursor()
+	provision.provision(cur, provision.Settings(embedding_dimension=2048))
+	with pytest.raises(vectors.ZeroVector, match="below 1e-07"):
+		vectors.replace_document_chunks(cur, "doc", [Chunk(0, "x", [1e-8] * 2048)])
+	vectors.replace_document_chunks(cur, "doc", [Chunk(0, "x", [1e-7] * 2048)])
+	(result,) = vectors.search_chunks(cur, [1e-7] * 2048)
+	assert result["distance"] == pytest.approx(0.0, abs=1e-3)
+
+
+def count(cur, table: str) -> int:
+	cur.execute(f"SELECT count(*) FROM {table}")
+	return cur.fetchone()[0]

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 from psycopg2.extras import execute_values
 
-from cauldron.pg import CauldronDBError
+from cauldron.pg import CauldronDBError, values
 from cauldron.pg.ledger import Step
 
 AGENT_INTERACTION_TYPES = (
@@ -81,10 +81,12 @@ def _interaction_row(interaction: AgentInteraction) -> tuple:
 		raise CauldronDBError("an agent interaction needs content")
 	if interaction.metadata is not None and not isinstance(interaction.metadata, dict):
 		raise CauldronDBError(f"metadata must be an object, got {interaction.metadata!r}")
-	try:
-		content = json.dumps(interaction.content)
-	except (TypeError, ValueError) as e:
-		raise CauldronDBError(f"content is not JSON: {e}") from None
+	size = values.check(interaction.content, "content") + values.check(interaction.metadata, "metadata")
+	if size > values.MAX_ITEM_BYTES:
+		raise values.InvalidValue(
+			f"an agent interaction is {size} bytes (content and metadata); at most {values.MAX_ITEM_BYTES}"
+		)
+	content = json.dumps(interaction.content)
 	return (
 		_uuid(interaction.session_id, "session_id"),
 		_uuid(interaction.agent_instance_id, "agent_instance_id"),
@@ -99,7 +101,12 @@ def write_agent_interactions(cur, interactions: Iterable[AgentInteraction]) -> l
 
 	Every interaction is checked before anything is sent: one bad interaction fails the call whole.
 	"""
-	rows = [_interaction_row(i) for i in interactions]
+	rows = []
+	for position, interaction in enumerate(interactions, 1):
+		try:
+			rows.append(_interaction_row(interaction))
+		except CauldronDBError as e:
+			raise type(e)(f"interaction {position}: {e}") from None
 	if not rows:
 		return []
 	ids = execute_values(

@@ -3,6 +3,12 @@
 The dimension is a site setting fixed when the tables are created (the column type carries it).
 pgvector's HNSW index takes `vector` up to 2000 dimensions; above that the index and the queries
 use a `halfvec` expression instead, up to halfvec's 4000.
+
+pgvector computes distances in float32 (halfvec values are widened to it), so a vector's components
+are kept where every distance between two vectors stays a finite number: at most ±1e15 (±65504,
+half precision's maximum, where the index is on halfvec). A vector that is zero in that arithmetic
+has no cosine distance (pgvector answers NaN, which no JSON can carry): it is never stored, and a
+query vector may be zero only for l2, the one metric that can rank by it.
 """
 
 import json
@@ -12,7 +18,7 @@ from dataclasses import dataclass
 from pgvector import Vector
 from psycopg2.extras import execute_values
 
-from cauldron.pg import CauldronDBError
+from cauldron.pg import CauldronDBError, values
 from cauldron.pg.ledger import Step
 
 DEFAULT_DIMENSION = 384  # all-MiniLM-L6-v2 and other small local models
@@ -21,8 +27,13 @@ MAX_DIMENSION = 4000
 # metric -> distance operator
 METRICS = {"cosine": "<=>", "l2": "<->", "inner_product": "<#>"}
 DEFAULT_EF_SEARCH = 100
-FLOAT32_MAX = 3.4028234e38
+# Largest component: float32 sums of squares over 4000 dimensions stay finite.
+VECTOR_MAX = 1e15
 HALFVEC_MAX = 65504.0
+# A vector whose components are all smaller than this is zero in pgvector's arithmetic: its squares
+# underflow float32 (1e-18 squared is still a normal float32), or it rounds to 0 as a halfvec.
+VECTOR_ZERO = 1e-18
+HALFVEC_ZERO = 1e-7
 
 
 class VectorDimensionError(CauldronDBError):
@@ -98,23 +109,36 @@ def table_dimension(cur, table: str = "lore.document_chunks") -> int:
 	return row[0]
 
 
-def _vector(values, dimension: int, what: str) -> str:
-	"""pgvector's text form of `values`, checked; sent with a ::vector cast, so no type lookup is needed.
+class ZeroVector(VectorDimensionError):
+	pass
 
-	Values must fit the stored type: float32 for vector, float16 where the index is on halfvec.
-	"""
-	limit = HALFVEC_MAX if dimension > MAX_VECTOR_INDEX_DIMENSION else FLOAT32_MAX
-	try:
-		floats = [float(v) for v in values]
-	except (TypeError, ValueError):
-		raise VectorDimensionError(f"{what} must be a list of numbers") from None
-	if len(floats) != dimension:
+
+def _vector(components, dimension: int, what: str, allow_zero: bool = False) -> str:
+	"""pgvector's text form of `components`, checked; sent with a ::vector cast, so no type lookup
+	is needed. Components must fit the arithmetic of the indexed type (see the module's doc), and
+	the vector must not be zero unless `allow_zero`."""
+	halfvec = dimension > MAX_VECTOR_INDEX_DIMENSION
+	limit, zero = (HALFVEC_MAX, HALFVEC_ZERO) if halfvec else (VECTOR_MAX, VECTOR_ZERO)
+	if not isinstance(components, list | tuple) or not all(
+		isinstance(v, int | float) and not isinstance(v, bool) for v in components
+	):
+		raise VectorDimensionError(f"{what} must be a list of numbers")
+	if len(components) != dimension:
 		raise VectorDimensionError(
-			f"{what} has {len(floats)} dimensions; this site's embeddings have {dimension}"
+			f"{what} has {len(components)} dimensions; this site's embeddings have {dimension}"
 			" (Cauldron Settings > Embedding Dimension)"
 		)
+	try:
+		floats = [float(v) for v in components]
+	except OverflowError:  # a whole number beyond any float
+		floats = [math.inf]
 	if not all(math.isfinite(v) and abs(v) <= limit for v in floats):
 		raise VectorDimensionError(f"{what} contains a value that is not finite or beyond ±{limit:g}")
+	if not allow_zero and not any(abs(v) >= zero for v in floats):
+		raise ZeroVector(
+			f"{what} is a zero vector (every component below {zero:g} in magnitude): it has no direction,"
+			" so cosine distance cannot rank it"
+		)
 	return Vector(floats).to_text()
 
 
@@ -127,17 +151,14 @@ class Chunk:
 
 
 def replace_document_chunks(cur, document_id: str, chunks: list[Chunk]) -> int:
-	"""Make the document's chunks exactly `chunks` (one multi-row statement); returns the count."""
+	"""Make the document's chunks exactly `chunks` (one multi-row statement); returns the count.
+	Every chunk is checked before anything is written; each is at most values.MAX_ITEM_BYTES."""
+	values.name(document_id, "document")
 	dimension = table_dimension(cur)
-	# two writers replacing the same document's chunks would otherwise interleave their sets
-	cur.execute(
-		"SELECT pg_advisory_xact_lock(hashtext('lore.document_chunks'), hashtext(%s))", (document_id,)
-	)
 	rows = []
 	seen = set()
 	for chunk in chunks:
-		if not isinstance(chunk.chunk_index, int) or chunk.chunk_index < 0:
-			raise CauldronDBError(f"chunk_index must be a whole number >= 0, got {chunk.chunk_index!r}")
+		values.whole_number(chunk.chunk_index, "chunk_index", 0, values.INT4_MAX)
 		if chunk.chunk_index in seen:
 			raise CauldronDBError(f"chunk_index {chunk.chunk_index} appears twice for {document_id}")
 		seen.add(chunk.chunk_index)
@@ -145,6 +166,13 @@ def replace_document_chunks(cur, document_id: str, chunks: list[Chunk]) -> int:
 			raise CauldronDBError(f"chunk {chunk.chunk_index} of {document_id} has no content")
 		if chunk.metadata is not None and not isinstance(chunk.metadata, dict):
 			raise CauldronDBError(f"chunk {chunk.chunk_index}'s metadata must be an object")
+		size = values.text(chunk.content, f"chunk {chunk.chunk_index}'s content")
+		size += values.check(chunk.metadata, f"chunk {chunk.chunk_index}'s metadata")
+		if size > values.MAX_ITEM_BYTES:
+			raise values.InvalidValue(
+				f"chunk {chunk.chunk_index} is {size} bytes (content and metadata);"
+				f" a chunk holds at most {values.MAX_ITEM_BYTES}"
+			)
 		embedding = (
 			None
 			if chunk.embedding is None
@@ -153,6 +181,10 @@ def replace_document_chunks(cur, document_id: str, chunks: list[Chunk]) -> int:
 		rows.append(
 			(document_id, chunk.chunk_index, chunk.content, json.dumps(chunk.metadata or {}), embedding)
 		)
+	# two writers replacing the same document's chunks would otherwise interleave their sets
+	cur.execute(
+		"SELECT pg_advisory_xact_lock(hashtext('lore.document_chunks'), hashtext(%s))", (document_id,)
+	)
 	cur.execute(
 		"DELETE FROM lore.document_chunks WHERE document_id = %s AND NOT chunk_index = ANY(%s)",
 		(document_id, sorted(seen)),
@@ -173,6 +205,7 @@ def replace_document_chunks(cur, document_id: str, chunks: list[Chunk]) -> int:
 
 
 def set_entity_embedding(cur, entity_id: str, embedding) -> None:
+	values.name(entity_id, "entity")
 	dimension = table_dimension(cur, "lore.entity_embeddings")
 	cur.execute(
 		"""
@@ -222,14 +255,16 @@ def search_chunks(
 	ef_search: int = DEFAULT_EF_SEARCH,
 ) -> list[dict]:
 	"""The `limit` chunks nearest to `embedding`, optionally only those whose metadata contains
-	`metadata_filter`. Cosine uses the HNSW index; l2 and inner_product scan exactly."""
-	if not isinstance(limit, int) or not 1 <= limit <= 1000:
-		raise CauldronDBError(f"limit must be a whole number from 1 to 1000, got {limit!r}")
+	`metadata_filter`. Cosine uses the HNSW index; l2 and inner_product scan exactly. A distance that
+	is no finite number (a zero vector stored before they were refused) leaves its row out."""
+	values.whole_number(limit, "limit", 1, 1000)
 	if metadata_filter is not None and not isinstance(metadata_filter, dict):
 		raise CauldronDBError(f"metadata filter must be an object, got {metadata_filter!r}")
-	if metric not in METRICS:
+	values.check(metadata_filter, "metadata filter")
+	if not isinstance(metric, str) or metric not in METRICS:
 		raise CauldronDBError(f"unknown metric {metric!r}: use one of {', '.join(METRICS)}")
 	dimension = _prepare_search(cur, max(ef_search, limit), metadata_filter is not None)
+	query = _vector(embedding, dimension, "query embedding", allow_zero=metric == "l2")
 	distance = _distance(metric, dimension)
 	where = "WHERE embedding IS NOT NULL" + (" AND metadata @> %(filter)s::jsonb" if metadata_filter else "")
 	# relaxed_order may return near-ties out of order: sort the few rows again outside.
@@ -242,10 +277,12 @@ def search_chunks(
 			ORDER BY {distance}
 			LIMIT %(limit)s
 		)
-		SELECT id, document_id, chunk_index, content, metadata, distance FROM nearest ORDER BY distance
+		SELECT id, document_id, chunk_index, content, metadata, distance FROM nearest
+		WHERE distance > '-Infinity'::float8 AND distance < 'Infinity'::float8
+		ORDER BY distance
 		""",
 		{
-			"query": _vector(embedding, dimension, "query embedding"),
+			"query": query,
 			"filter": json.dumps(metadata_filter or {}),
 			"limit": limit,
 		},
