@@ -200,7 +200,7 @@ def test_a_schema_cauldron_does_not_own_keeps_its_relations(db):
 
 def test_the_reader_role_reads_the_seed_surface_and_nothing_else(site):
 	db, conn = site
-	role = "cauldron_reader_test"
+	role = views.reader_role_name(db.name)
 	with db.admin().cursor() as admin:
 		admin.execute(f"DROP ROLE IF EXISTS {role}")
 		assert views.create_reader_role(admin, role)

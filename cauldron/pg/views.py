@@ -18,9 +18,12 @@ Each view carries a comment starting with MARK: only views with it are ever repl
 so a schema Cauldron did not create (Supabase's `auth`, `storage`) keeps its own relations.
 """
 
+import hashlib
 from dataclasses import dataclass
 
 from psycopg2 import errors, sql
+
+from cauldron.pg import CauldronDBError, provision
 
 MARK = "Cauldron seed view:"
 
@@ -717,8 +720,7 @@ def create_views(cur) -> list[Skipped]:
 			skipped.append(Skipped(view.relation, str(e).strip().splitlines()[0]))
 		else:
 			cur.execute("RELEASE SAVEPOINT cauldron_view")
-	for role in reader_roles(cur):
-		grant_reader(cur, role)
+	skipped.extend(reconcile_readers(cur))
 	return skipped
 
 
@@ -745,6 +747,28 @@ def drop_views(cur) -> list[str]:
 
 
 # --- the read-only role ------------------------------------------------------------------------
+#
+# Every role is cluster-wide, and Frappe puts many sites (one database each) on one server: a reader
+# role shared by the sites would let a login granted it for one site read every other. So each
+# site's reader is its own role, named from its database, and holds privileges in that database
+# only. pg_shdepend, a catalog shared by the whole server, records in which databases a role holds
+# privileges; from any one database it tells whether a reader reaches another.
+
+READER_PREFIX = "cauldron_reader_"
+# The one reader role earlier versions made for every site; revoked wherever it is found.
+SHARED_READER = "cauldron_reader"
+MAX_ROLE_NAME = 63  # NAMEDATALEN - 1 bytes
+
+
+def reader_role_name(database: str) -> str:
+	"""The site's reader role: `cauldron_reader_<database>`, shortened with a digest of the database
+	name when that would not fit a role name."""
+	name = READER_PREFIX + database
+	if len(name.encode()) <= MAX_ROLE_NAME:
+		return name
+	digest = hashlib.md5(database.encode(), usedforsecurity=False).hexdigest()[:12]
+	head = name.encode()[: MAX_ROLE_NAME - len(digest) - 1].decode(errors="ignore")
+	return f"{head}_{digest}"
 
 
 def create_reader_role(cur, role: str) -> bool:
@@ -772,13 +796,48 @@ def reader_roles(cur) -> list[str]:
 	return [row[0] for row in cur.fetchall()]
 
 
+def other_databases(cur, role: str) -> list[str]:
+	"""The databases other than this one in which `role` holds privileges or owns objects."""
+	cur.execute(
+		"""
+		SELECT DISTINCT d.datname FROM pg_shdepend s
+		JOIN pg_database d ON d.oid = s.dbid
+		WHERE s.refclassid = 'pg_authid'::regclass
+			AND s.refobjid = (SELECT oid FROM pg_roles WHERE rolname = %s)
+			AND d.datname <> current_database()
+		ORDER BY 1
+		""",
+		(role,),
+	)
+	return [row[0] for row in cur.fetchall()]
+
+
+class ReaderRoleError(CauldronDBError):
+	pass
+
+
 def grant_reader(cur, role: str) -> list[Skipped]:
 	"""Let `role` read the SQL surface and nothing else: USAGE on the schemas that hold it, SELECT
 	on each view, and on each real seed table SELECT of its seed columns only.
 
-	Records the role so that views recreated by a later migrate are granted again. Returns the
-	relations the site's database user could not grant (a schema another owner keeps).
+	Refuses a role that holds privileges in another database (a reader serves one site), and
+	another site's reader role. Records the role so that views recreated by a later migrate are
+	granted again. Returns the relations the site's database user could not grant (a schema
+	another owner keeps).
 	"""
+	cur.execute("SELECT current_database()")
+	database = cur.fetchone()[0]
+	if role == SHARED_READER or (role.startswith(READER_PREFIX) and role != reader_role_name(database)):
+		raise ReaderRoleError(
+			f"{role} is not this site's reader role; the reader of database {database} is"
+			f" {reader_role_name(database)}"
+		)
+	elsewhere = other_databases(cur, role)
+	if elsewhere:
+		raise ReaderRoleError(
+			f"{role} holds privileges in database {', '.join(elsewhere)}: a login granted it would read"
+			f" that database too. Use a role of this site's own ({reader_role_name(database)})."
+		)
 	cur.execute(
 		"INSERT INTO command.sql_readers (role) VALUES (%s) ON CONFLICT (role) DO NOTHING",
 		(role,),
@@ -803,6 +862,196 @@ def grant_reader(cur, role: str) -> list[Skipped]:
 		if not cur.fetchone()[0]:
 			skipped.append(Skipped(relation, f"could not grant SELECT on {relation}"))
 	return skipped
+
+
+def revoke_reader(cur, role: str) -> list[str]:
+	"""Take from `role` every privilege it holds in this database and forget it as a reader;
+	returns the objects revoked (`schema x`, `relation y`)."""
+	cur.execute(
+		"""
+		SELECT DISTINCT CASE s.classid
+			WHEN 'pg_class'::regclass THEN 'relation ' || s.objid::regclass::text
+			WHEN 'pg_namespace'::regclass THEN 'schema ' || quote_ident(n.nspname)
+			END
+		FROM pg_shdepend s
+		LEFT JOIN pg_namespace n ON s.classid = 'pg_namespace'::regclass AND n.oid = s.objid
+		WHERE s.dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
+			AND s.refclassid = 'pg_authid'::regclass AND s.deptype = 'a'
+			AND s.refobjid = (SELECT oid FROM pg_roles WHERE rolname = %s)
+			AND s.classid IN ('pg_class'::regclass, 'pg_namespace'::regclass)
+		ORDER BY 1
+		""",
+		(role,),
+	)
+	revoked = [row[0] for row in cur.fetchall()]
+	grantee = sql.Identifier(role)
+	for target in revoked:
+		kind, name = target.split(" ", 1)
+		keyword = sql.SQL("TABLE" if kind == "relation" else "SCHEMA")
+		# already quoted by Postgres (regclass text, quote_ident)
+		_try(cur, sql.SQL("REVOKE ALL ON {} {} FROM {}").format(keyword, sql.SQL(name), grantee))
+	cur.execute("SELECT to_regclass('command.sql_readers') IS NOT NULL")
+	if cur.fetchone()[0]:
+		cur.execute("DELETE FROM command.sql_readers WHERE role = %s", (role,))
+	return revoked
+
+
+def foreign_readers(cur) -> list[str]:
+	"""Reader roles that hold privileges in this database but are not its own: the shared role of
+	earlier versions, another site's reader (a dump restored from that site carries its GRANTs),
+	and a recorded role that also holds privileges in another database."""
+	cur.execute("SELECT current_database()")
+	own = reader_role_name(cur.fetchone()[0])
+	cur.execute(
+		"""
+		SELECT DISTINCT r.rolname FROM pg_shdepend s JOIN pg_roles r ON r.oid = s.refobjid
+		WHERE s.dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
+			AND s.refclassid = 'pg_authid'::regclass AND s.deptype = 'a'
+			AND (r.rolname = %s OR r.rolname LIKE %s)
+		ORDER BY 1
+		""",
+		(SHARED_READER, READER_PREFIX.replace("_", r"\_") + "%"),
+	)
+	named = [row[0] for row in cur.fetchall() if row[0] != own]
+	shared = [role for role in reader_roles(cur) if role not in named and other_databases(cur, role)]
+	return sorted({*named, *shared})
+
+
+def reconcile_readers(cur) -> list[Skipped]:
+	"""After the views are (re)created: revoke every foreign reader (see foreign_readers), then
+	grant the recorded readers again. Returns what was revoked or could not be granted."""
+	cur.execute("SELECT current_database()")
+	own = reader_role_name(cur.fetchone()[0])
+	notes = []
+	for role in foreign_readers(cur):
+		revoke_reader(cur, role)
+		notes.append(
+			Skipped(
+				role,
+				f"revoked: {role} is not this database's own reader role (it is {own}, made by"
+				" `cauldron provision`)",
+			)
+		)
+	for role in reader_roles(cur):
+		notes.extend(grant_reader(cur, role))
+	return notes
+
+
+@dataclass(frozen=True)
+class ReaderReach:
+	"""What a reader role can reach, as far as this database can see."""
+
+	role: str
+	exists: bool
+	login: bool = False
+	members: tuple[str, ...] = ()  # roles that read through it
+	member_of: tuple[str, ...] = ()  # roles whose privileges it inherits
+	readable: int = 0  # relations of this site's SQL surface it may SELECT from
+	surface: int = 0
+	other_relations: tuple[str, ...] = ()  # relations here outside the surface it may read
+	databases: tuple[str, ...] = ()  # other databases where it holds privileges
+	connect: tuple[str, ...] = ()  # databases it may connect to (PUBLIC's CONNECT included)
+
+	def problems(self) -> list[str]:
+		if not self.exists:
+			return ["does not exist"]
+		found = []
+		if self.databases:
+			found.append(f"holds privileges in other databases: {', '.join(self.databases)}")
+		if self.member_of:
+			found.append(f"inherits the privileges of {', '.join(self.member_of)}")
+		if self.login:
+			found.append("can log in itself (a reader role is NOLOGIN; grant it to logins)")
+		if self.readable == 0:
+			found.append("holds no grants here: `cauldron provision` grants them again")
+		elif self.readable < self.surface:
+			found.append(f"may read {self.readable} of the {self.surface} relations of the SQL surface")
+		if self.other_relations:
+			found.append(f"may read relations outside the SQL surface: {', '.join(self.other_relations)}")
+		return found
+
+	def __str__(self) -> str:
+		if not self.exists:
+			return f"{self.role}: does not exist"
+		lines = [
+			f"{self.role}: reads {self.readable} of {self.surface} SQL-surface relations here;"
+			f" members: {', '.join(self.members) or 'none'}",
+			f"  privileges in other databases: {', '.join(self.databases) or 'none'};"
+			f" may connect to: {', '.join(self.connect) or 'none'}",
+		]
+		lines.extend(f"  PROBLEM: {problem}" for problem in self.problems())
+		return "\n".join(lines)
+
+
+def reader_reach(cur, role: str) -> ReaderReach:
+	cur.execute("SELECT oid, rolcanlogin FROM pg_roles WHERE rolname = %s", (role,))
+	row = cur.fetchone()
+	if row is None:
+		return ReaderReach(role, exists=False)
+	oid, login = row
+	cur.execute(
+		"SELECT r.rolname FROM pg_auth_members m JOIN pg_roles r ON r.oid = m.member"
+		" WHERE m.roleid = %s ORDER BY 1",
+		(oid,),
+	)
+	members = tuple(r[0] for r in cur.fetchall())
+	cur.execute(
+		"SELECT r.rolname FROM pg_auth_members m JOIN pg_roles r ON r.oid = m.roleid"
+		" WHERE m.member = %s ORDER BY 1",
+		(oid,),
+	)
+	member_of = tuple(r[0] for r in cur.fetchall())
+	surface = seed_relations(cur)
+	cur.execute(
+		"""
+		SELECT count(*) FILTER (WHERE has_any_column_privilege(%(role)s, t::regclass, 'SELECT')),
+			count(*)
+		FROM unnest(%(surface)s::text[]) t
+		""",
+		{"role": role, "surface": surface},
+	)
+	readable, total = cur.fetchone()
+	# Beyond the surface: in Cauldron's schemas and Frappe's public tables (not the catalogs, which
+	# every role may read).
+	cur.execute(
+		"""
+		SELECT format('%%I.%%I', n.nspname, c.relname) FROM pg_class c
+		JOIN pg_namespace n ON n.oid = c.relnamespace
+		WHERE n.nspname = ANY(%(schemas)s) AND c.relkind IN ('r', 'p', 'v', 'm', 'f')
+			AND NOT c.relispartition
+			AND has_schema_privilege(%(role)s, n.oid, 'USAGE')
+			AND has_any_column_privilege(%(role)s, c.oid, 'SELECT')
+			AND NOT (n.nspname || '.' || c.relname) = ANY(%(surface)s)
+		ORDER BY 1
+		""",
+		{"role": role, "schemas": [*provision.SCHEMAS, "public"], "surface": surface},
+	)
+	other_relations = tuple(r[0] for r in cur.fetchall())
+	cur.execute(
+		"SELECT datname FROM pg_database WHERE datallowconn AND has_database_privilege(%s, oid, 'CONNECT')"
+		" ORDER BY 1",
+		(role,),
+	)
+	connect = tuple(r[0] for r in cur.fetchall())
+	return ReaderReach(
+		role,
+		True,
+		login,
+		members,
+		member_of,
+		readable,
+		total,
+		other_relations,
+		tuple(other_databases(cur, role)),
+		connect,
+	)
+
+
+def site_readers(cur) -> list[str]:
+	"""The reader roles doctor reports: this site's own, the recorded ones, and foreign ones."""
+	cur.execute("SELECT current_database()")
+	own = reader_role_name(cur.fetchone()[0])
+	return list(dict.fromkeys([own, *reader_roles(cur), *foreign_readers(cur)]))
 
 
 def _try(cur, statement) -> None:
