@@ -4,10 +4,13 @@ and REST reads come straight from SQL; inserts, updates and deletes are refused.
 
 Frappe calls a virtual DocType's get_list/get_count/get_stats from Desk without checking
 permissions itself, so each of them checks read permission here, for the user and with the
-ignore_permissions of a frappe.get_list / get_all call. A page holds at most MAX_PAGE_LENGTH rows.
+ignore_permissions of a frappe.get_list / get_all call; loading a row checks it too, before saying
+whether the row exists. A page holds at most MAX_PAGE_LENGTH rows. Filters, fields and paging go
+through cauldron.params, and every filter value is cast to its field's type in Python, so bad input
+is a 417 with a message, never a database error.
 """
 
-import json
+import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -18,10 +21,10 @@ from frappe.database.utils import DefaultOrderBy
 from frappe.model.base_document import get_controller
 from frappe.model.document import Document
 from frappe.utils import get_datetime, get_system_timezone, get_timespan_date_range
-from frappe.utils.data import get_filter
 
-from cauldron import db
+from cauldron import db, params
 from cauldron.model import is_uuid
+from cauldron.pg import values
 
 # Rows in one list call, even when it asks for all of them (a page length of 0 or none): these
 # tables grow by millions of rows. Page through more with start.
@@ -66,7 +69,9 @@ def by_id(name: str) -> tuple[str, tuple] | None:
 	return ("id = %s::uuid", (name,)) if is_uuid(name) else None
 
 
-_TIME_AND_HASH = re.compile(r"^(\d+)-([0-9a-f]{12})$")
+# Microseconds since the epoch up to the end of year 9999 (Python's datetime and well inside Postgres's).
+_TIME_AND_HASH = re.compile(r"^([0-9]{1,18})-([0-9a-f]{12})\Z")
+_LAST_MICROSECOND = 253402300799999999
 
 
 def time_and_hash_name(time_column: str, hash_expression: str) -> str:
@@ -79,7 +84,7 @@ def by_time_and_hash(time_column: str, hash_expression: str) -> Callable[[str], 
 
 	def lookup(name: str) -> tuple[str, tuple] | None:
 		match = _TIME_AND_HASH.match(name)
-		if not match:
+		if not match or int(match.group(1)) > _LAST_MICROSECOND:
 			return None
 		return (
 			f"{time_column} = 'epoch'::timestamptz + %s::bigint * interval '1 microsecond'"
@@ -107,21 +112,33 @@ class ReadOnlyTableDocument(Document):
 
 	real_table: RealTable
 
-	@staticmethod
-	def get_list(args) -> list:
-		return TableQuery(args["doctype"], args).rows()
+	@classmethod
+	def get_list(cls, args) -> list:
+		return TableQuery(args.get("doctype") or cls.doctype_name(), args).rows()
 
-	@staticmethod
-	def get_count(args) -> int:
-		return TableQuery(args["doctype"], args).count()
+	@classmethod
+	def get_count(cls, args) -> int:
+		return TableQuery(args.get("doctype") or cls.doctype_name(), args).count()
 
-	@staticmethod
-	def get_stats(args) -> dict:
-		frappe.has_permission(args["doctype"], "read", throw=True)
-		return {}  # no tags on these rows
+	@classmethod
+	def get_stats(cls, args) -> dict:
+		"""The list view's sidebar (frappe.desk.reportview.get_sidebar_stats, whose args name no
+		DocType): no tags on these rows."""
+		frappe.has_permission(cls.doctype_name(), "read", throw=True)
+		return {}
+
+	@classmethod
+	def doctype_name(cls) -> str:
+		"""The DocType of this controller, from its module's name as Frappe lays them out."""
+		return frappe.unscrub(cls.__module__.rsplit(".", 1)[-1])
 
 	def load_from_db(self):
-		found = self.real_table.lookup(self.name)
+		"""Permission first, so that whether a row exists is told only to whoever may read it; a
+		load for update (REST PUT) is refused before anything is looked up."""
+		if self.flags.for_update:
+			self._refuse()
+		frappe.has_permission(self.doctype, "read", throw=True)
+		found = self.real_table.lookup(self.name) if isinstance(self.name, str) else None
 		row = TableQuery(self.doctype, {}, check_permission=False).load(found) if found else None
 		if row is None:
 			frappe.throw(_("{0} {1} not found").format(_(self.doctype), self.name), frappe.DoesNotExistError)
@@ -204,32 +221,64 @@ class TableQuery:
 		return column
 
 	def _value(self, fieldname: str, value) -> str:
-		"""A filter value, checked against the field's type so bad input is an error, not a 500."""
+		"""A filter value (checked by params.filters) as its field's type, cast in Python so that a
+		value that does not fit is an error here, never in the database."""
 		fieldtype = self._fieldtype(fieldname)
+		shown = frappe.bold(values.shown(value))
+		if value is None:
+			return "NULL"
 		if fieldtype == "Datetime":
-			try:
-				moment = get_datetime(value)
-			except Exception:
-				moment = None
-			if moment is None:
-				frappe.throw(_("{0} is not a date and time").format(frappe.bold(value)))
+			moment = self._moment(value)
 			return f"({self._param(moment.replace(tzinfo=None))}::timestamp AT TIME ZONE %(tz)s)"
-		if fieldname in self.real_table.uuid_fields and not is_uuid(value):
-			frappe.throw(_("{0} is not a UUID").format(frappe.bold(value)))
-		if fieldtype in ("Int", "Float", "Check"):
+		if fieldname in self.real_table.uuid_fields:
+			if not is_uuid(value):
+				frappe.throw(_("{0} is not a UUID").format(shown), params.InvalidParameter)
+			return f"{self._param(str(value))}::uuid"
+		if fieldtype in ("Int", "Check"):
+			if isinstance(value, bool | float) and float(value).is_integer():
+				value = int(value)
+			return f"{self._param(params.whole_number(value, fieldname, -values.INT8_MAX, values.INT8_MAX))}::bigint"
+		if fieldtype == "Float":
 			try:
-				float(value)
+				number = float(value)
 			except (TypeError, ValueError):
-				frappe.throw(_("{0} is not a number").format(frappe.bold(value)))
-		return self._param(value)
+				number = None
+			if number is None or not math.isfinite(number) or isinstance(value, bool):
+				frappe.throw(_("{0} is not a number").format(shown), params.InvalidParameter)
+			return f"{self._param(number)}::float8"
+		return f"{self._param(str(value))}::text"
 
 	# --- clauses ---
 
-	def _condition(self, f) -> str:
-		fieldname, operator, value = f.fieldname, f.operator.lower(), f.value
+	def _compared(self, fieldname: str) -> str:
+		"""The column as a filter compares it: text-like columns (varchar, text, jsonb) as text."""
 		column = self._column(fieldname)
+		typed = self._fieldtype(fieldname) in ("Datetime", "Int", "Check", "Float")
+		if typed or fieldname in self.real_table.uuid_fields:
+			return column
+		return f"({column})::text"
+
+	def _moment(self, value, end_of_day: bool = False):
+		try:
+			moment = get_datetime(value)
+		except Exception:
+			moment = None
+		if moment is None or not hasattr(moment, "hour"):
+			frappe.throw(
+				_("{0} is not a date and time").format(frappe.bold(values.shown(value))),
+				params.InvalidParameter,
+			)
+		if end_of_day and len(str(value)) <= 10:
+			moment = moment.replace(hour=23, minute=59, second=59, microsecond=999999)
+		return moment
+
+	def _condition(self, f) -> str:
+		fieldname, operator, value = f.fieldname, f.operator, f.value
+		column = self._compared(fieldname)
 		if operator == "timespan":
-			operator, value = "between", get_timespan_date_range(value)
+			operator, value = "between", get_timespan_date_range(value) if isinstance(value, str) else None
+			if value is None:
+				frappe.throw(_("{0} is not a timespan").format(frappe.bold(f.value)), params.InvalidParameter)
 		if operator in ("=", ">", "<", ">=", "<="):
 			return f"{column} {operator} {self._value(fieldname, value)}"
 		if operator == "!=":
@@ -238,33 +287,30 @@ class TableQuery:
 			negate = "NOT " if operator == "not like" else ""
 			return f"coalesce({negate}({column})::text ILIKE {self._param(str(value))}, {bool(negate)})"
 		if operator in ("in", "not in"):
-			values = value.split(",") if isinstance(value, str) else list(value or [])
-			values = [v.strip() if isinstance(v, str) else v for v in values if v not in (None, "")]
-			if not values:
+			if not value:
 				return "FALSE" if operator == "in" else "TRUE"
-			listed = ", ".join(self._value(fieldname, v) for v in values)
+			listed = ", ".join(self._value(fieldname, v) for v in value)
 			if operator == "in":
 				return f"{column} IN ({listed})"
 			return f"({column} IS NULL OR {column} NOT IN ({listed}))"
 		if operator == "is":
 			return f"{column} IS {'NOT NULL' if value == 'set' else 'NULL'}"
 		if operator == "between":
-			low, high = (get_datetime(v) if self._fieldtype(fieldname) == "Datetime" else v for v in value)
-			if self._fieldtype(fieldname) == "Datetime" and len(str(value[1])) <= 10:
-				high = high.replace(hour=23, minute=59, second=59, microsecond=999999)
+			low, high = value
+			if self._fieldtype(fieldname) == "Datetime":
+				low, high = self._moment(low), self._moment(high, end_of_day=True)
 			return f"{column} BETWEEN {self._value(fieldname, low)} AND {self._value(fieldname, high)}"
-		frappe.throw(_("Filter operator {0} is not supported on {1}").format(operator, _(self.doctype)))
+		frappe.throw(
+			_("Filter operator {0} is not supported on {1}").format(operator, _(self.doctype)),
+			params.InvalidParameter,
+		)
 
-	def _filters(self, filters) -> list:
-		if isinstance(filters, str):
-			filters = json.loads(filters or "[]")
-		if isinstance(filters, dict):
-			filters = [{key: value} for key, value in filters.items()]
-		return [get_filter(self.doctype, f) for f in filters or []]
+	def _filters(self, filters, what: str) -> list:
+		return params.filters(filters, what)
 
 	def _where(self) -> str:
-		conditions = [self._condition(f) for f in self._filters(self.args.filters)]
-		alternatives = [self._condition(f) for f in self._filters(self.args.or_filters)]
+		conditions = [self._condition(f) for f in self._filters(self.args.filters, "filters")]
+		alternatives = [self._condition(f) for f in self._filters(self.args.or_filters, "or_filters")]
 		if alternatives:
 			conditions.append("(" + " OR ".join(alternatives) + ")")
 		return " AND ".join(conditions) or "TRUE"
@@ -273,15 +319,18 @@ class TableQuery:
 		"""(fieldname, output key) of each requested field; every field when none is named."""
 		requested = self.args.fields or []
 		if isinstance(requested, str):
-			requested = json.loads(requested) if requested.startswith("[") else [requested]
+			requested = params.parse_json(requested, "fields") if requested.startswith("[") else [requested]
 		if self.args.pluck:
 			requested = [self.args.pluck]
+		if not isinstance(requested, list | tuple):
+			requested = [requested]
 		if not requested or "*" in requested:
 			return [("name", "name"), *((f, f) for f in self.real_table.columns), ("modified", "modified")]
 		result = []
 		for spec in requested:
-			match = _FIELD.match(spec.strip())
+			match = _FIELD.match(spec.strip()) if isinstance(spec, str) else None
 			if not match:
+				spec = values.shown(spec)
 				frappe.throw(_("Field {0} is not supported on {1}").format(spec, _(self.doctype)))
 			result.append((match.group(1), match.group(2) or match.group(1)))
 		return result
@@ -289,6 +338,8 @@ class TableQuery:
 	def _order(self) -> str:
 		items = []
 		order_by = "" if self.args.order_by == DefaultOrderBy else self.args.order_by
+		if not isinstance(order_by, str | None):
+			frappe.throw(_("order_by must be text"), params.InvalidParameter)
 		for item in (order_by or "").split(","):
 			match = _ORDER.match(item.strip())
 			if match:
@@ -300,19 +351,19 @@ class TableQuery:
 		key, value = next(
 			((k, self.args[k]) for k in keys if self.args.get(k) not in (None, "")), (keys[0], 0)
 		)
-		if isinstance(value, str) and value.strip().isdecimal():
-			return int(value)
-		if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+		if isinstance(value, str) and value.strip().isascii() and value.strip().isdecimal():
+			value = int(value)
+		if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= values.INT8_MAX:
 			return value
 		frappe.throw(
-			_("{0} must be a whole number, 0 or more, not {1}").format(key, frappe.bold(value)),
+			_("{0} must be a whole number, 0 or more, not {1}").format(key, frappe.bold(values.shown(value))),
 			InvalidPaging,
 			title=_("Invalid paging"),
 		)
 
-	def _run(self, statement: str, params: dict | None = None) -> tuple[list, list]:
+	def _run(self, statement: str, bound: dict | None = None) -> tuple[list, list]:
 		cur = db.cursor()
-		cur.execute(statement, self.params if params is None else params)
+		cur.execute(statement, self.params if bound is None else bound)
 		return [c.name for c in cur.description], cur.fetchall()
 
 	# --- results ---

@@ -2,38 +2,35 @@
 
 Embeddings are computed by the caller (any model whose dimension is the site's Embedding Dimension);
 Cauldron stores them in lore.document_chunks / lore.entity_embeddings and searches them with HNSW.
+Parameters go through cauldron.params (see cauldron.pg.values for what is refused, and the caps).
 """
 
 import frappe
 from frappe import _
 
-from cauldron import db
-from cauldron.pg import CauldronDBError, vectors
+from cauldron import db, params
+from cauldron.pg import vectors
 
 
 def _vector_call(call, *args, **kwargs):
-	try:
-		return call(db.cursor(), *args, **kwargs)
-	except vectors.VectorsUnavailable as e:
-		frappe.throw(str(e), title=_("Semantic search is not available"))
-	except CauldronDBError as e:
-		frappe.throw(str(e), title=_("Invalid request"))
+	with params.refused():
+		try:
+			return call(db.cursor(), *args, **kwargs)
+		except vectors.VectorsUnavailable as e:
+			frappe.throw(str(e), title=_("Semantic search is not available"))
 
 
 @frappe.whitelist()
+@params.checked(json=("embedding", "metadata_filter"))
 def search(embedding, limit=10, metadata_filter=None, metric="cosine") -> list[dict]:
 	"""The chunks nearest to `embedding` (a list of numbers), optionally only those whose metadata
 	contains `metadata_filter`, among the Lore Documents the caller may read."""
 	frappe.has_permission("Lore Document", "read", throw=True)
-	try:
-		limit = int(limit)
-	except (TypeError, ValueError):
-		frappe.throw(_("limit must be a whole number"))
 	rows = _vector_call(
 		vectors.search_chunks,
-		frappe.parse_json(embedding),
-		limit=limit,
-		metadata_filter=frappe.parse_json(metadata_filter) if metadata_filter else None,
+		embedding,
+		limit=params.whole_number(limit, "limit", 1, 1000),
+		metadata_filter=metadata_filter or None,
 		metric=metric,
 	)
 	readable = {
@@ -45,13 +42,14 @@ def search(embedding, limit=10, metadata_filter=None, metric="cosine") -> list[d
 
 
 @frappe.whitelist(methods=["POST"])
+@params.checked(json=("chunks",), names=("document",))
 def set_document_chunks(document: str, chunks) -> int:
 	"""Make the Lore Document's chunks exactly `chunks`: a list of {chunk_index, content, embedding,
 	metadata}, embedding optional. Needs write permission on the document."""
+	frappe.has_permission("Lore Document", "write", throw=True)
 	frappe.get_doc("Lore Document", document).check_permission("write")
-	chunks = frappe.parse_json(chunks)
 	if not isinstance(chunks, list) or not all(isinstance(c, dict) for c in chunks):
-		frappe.throw(_("chunks must be a list of objects"))
+		frappe.throw(_("chunks must be a list of objects"), params.InvalidParameter)
 	return _vector_call(
 		vectors.replace_document_chunks,
 		document,
@@ -63,7 +61,9 @@ def set_document_chunks(document: str, chunks) -> int:
 
 
 @frappe.whitelist(methods=["POST"])
+@params.checked(json=("embedding",), names=("entity",))
 def set_entity_embedding(entity: str, embedding) -> None:
 	"""Store the Lore Entity's embedding (shown as lore.entities.embedding). Needs write permission."""
+	frappe.has_permission("Lore Entity", "write", throw=True)
 	frappe.get_doc("Lore Entity", entity).check_permission("write")
-	_vector_call(vectors.set_entity_embedding, entity, frappe.parse_json(embedding))
+	_vector_call(vectors.set_entity_embedding, entity, embedding)
