@@ -1,4 +1,4 @@
-"""bench commands: `bench --site SITE cauldron doctor | provision | verify-audit`."""
+"""bench commands: `bench --site SITE cauldron doctor | provision | restore | verify-audit`."""
 
 import click
 import frappe
@@ -13,9 +13,10 @@ def cauldron():
 @cauldron.command("doctor")
 @pass_context
 def doctor(context):
-	"""Print the database's capabilities, what is degraded, and the state of every provisioning step."""
+	"""Print the database's capabilities, what is degraded, the state of every provisioning step (and
+	whether its objects exist), what each reader role can reach, and whether `bench backup` can work."""
 	from cauldron import db
-	from cauldron.pg import provision, timeseries
+	from cauldron.pg import capabilities, provision, timeseries, views
 
 	with _site(context):
 		cur = db.cursor()
@@ -25,8 +26,13 @@ def doctor(context):
 			click.echo(f"  {outcome.status:<9} {outcome.step}")
 		path = "TimescaleDB hypertables" if timeseries.uses_timescale(cur) else "native range partitions"
 		click.echo(f"time-series path: {path}")
-		if result.by_status("pending"):
-			click.echo(f"pending steps are applied by: bench --site {frappe.local.site} migrate")
+		if result.by_status("pending") or result.by_status("missing"):
+			click.echo(f"pending and missing steps are applied by: bench --site {frappe.local.site} migrate")
+		click.echo("reader roles:")
+		for role in views.site_readers(cur):
+			click.echo("  " + str(views.reader_reach(cur, role)).replace("\n", "\n  "))
+		warning = capabilities.pg_dump_warning(cur)
+		click.echo(f"backup: {'WARNING: ' + warning if warning else 'pg_dump on PATH matches the server'}")
 
 
 @cauldron.command("provision")
@@ -34,10 +40,10 @@ def doctor(context):
 @click.option("--db-root-password", prompt=True, hide_input=True, help="Its password")
 @click.option(
 	"--reader-role",
-	default="cauldron_reader",
-	show_default=True,
-	help="A NOLOGIN role to create that may read the seed-shaped views and tables and nothing else"
-	" (grant it to BI or psql users); pass '' for none",
+	default=None,
+	help="The NOLOGIN role to create that may read the seed-shaped views and tables of this site and"
+	" nothing else (grant it to BI or psql users); default cauldron_reader_<database name>, one per"
+	" site; pass '' for none",
 )
 @pass_context
 def provision_command(context, db_root_username, db_root_password, reader_role):
@@ -54,6 +60,8 @@ def provision_command(context, db_root_username, db_root_password, reader_role):
 
 	with _site(context):
 		conf = frappe.conf
+		if reader_role is None:
+			reader_role = views.reader_role_name(conf.db_name)
 		root = psycopg2.connect(
 			host=conf.db_host or "127.0.0.1",
 			port=conf.db_port or 5432,
@@ -72,10 +80,48 @@ def provision_command(context, db_root_username, db_root_password, reader_role):
 		provision_site()
 		create_seed_views()
 		if reader_role:
-			grant_sql_reader(reader_role)
+			try:
+				grant_sql_reader(reader_role)
+			except views.ReaderRoleError as e:
+				raise click.ClickException(str(e)) from None
 			click.echo(
-				f"{reader_role} may read the seed views and tables (GRANT {reader_role} TO a login role)."
+				f"{reader_role} may read the seed views and tables of {conf.db_name}"
+				f" (GRANT {reader_role} TO a login role)."
 			)
+
+
+@cauldron.command("restore")
+@click.argument("sql-file-path")
+@click.option("--db-root-username", help="A superuser of the server (default: root_login, or postgres)")
+@click.option("--db-root-password", help="Its password (default: root_password, or prompted)")
+@click.option("--admin-password", help="Administrator password of the restored site")
+@click.option("--with-public-files", help="The public files' tar of the backup")
+@click.option("--with-private-files", help="The private files' tar of the backup")
+@click.option("--encryption-key", help="The backup's encryption key")
+@click.option("--force", is_flag=True, default=False, help="As bench restore's --force")
+@pass_context
+def restore_command(context, sql_file_path, db_root_username, db_root_password, **options):
+	"""Frappe's `bench restore` keeping every Cauldron relation: the dump's extensions (pgvector,
+	TimescaleDB) are created by the superuser before the load, TimescaleDB's pre/post restore steps run
+	around it, then the site is provisioned and its seed views and reader grants are made again."""
+	from cauldron.setup import restore
+
+	site = get_site(context)
+	frappe.init(site=site)
+	db_root_username = db_root_username or frappe.conf.root_login or "postgres"
+	db_root_password = db_root_password or frappe.conf.root_password
+	frappe.destroy()
+	if db_root_password is None:
+		db_root_password = click.prompt(f"{db_root_username}'s password", hide_input=True)
+	restore.restore(
+		site,
+		sql_file_path,
+		db_root_username,
+		db_root_password,
+		verbose=context.verbose,
+		install_app=None,
+		**options,
+	)
 
 
 @cauldron.command("verify-audit")

@@ -3,7 +3,7 @@
 import frappe
 
 from cauldron import db
-from cauldron.pg import capabilities, ledger
+from cauldron.pg import capabilities, provision
 
 
 @frappe.whitelist()
@@ -12,11 +12,14 @@ def capabilities_report() -> dict:
 	frappe.only_for("System Manager")
 	cur = db.cursor()
 	caps = capabilities.detect(cur)
+	status = provision.status(cur, db.settings())
 	return {
 		"capabilities": {
 			name: {"status": cap.status, "installed": cap.installed, "dba_sql": cap.dba_sql()}
 			for name, cap in caps.items()
 		},
-		"applied_steps": sorted(ledger.applied_steps(cur)),
+		# what the ledger records and whose objects exist (a restore can lose them)
+		"applied_steps": sorted(o.step for o in status.outcomes if o.status in ("unchanged", "changed")),
+		"steps": {o.step: {"status": o.status, "detail": o.detail} for o in status.outcomes},
 		"report": capabilities.report(caps, frappe.conf.db_name),
 	}

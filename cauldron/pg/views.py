@@ -951,11 +951,14 @@ class ReaderReach:
 	other_relations: tuple[str, ...] = ()  # relations here outside the surface it may read
 	databases: tuple[str, ...] = ()  # other databases where it holds privileges
 	connect: tuple[str, ...] = ()  # databases it may connect to (PUBLIC's CONNECT included)
+	own_role: str = ""  # this database's own reader role
 
 	def problems(self) -> list[str]:
 		if not self.exists:
 			return ["does not exist"]
 		found = []
+		if self.role != self.own_role and (self.role == SHARED_READER or self.role.startswith(READER_PREFIX)):
+			found.append(f"is not this site's reader role ({self.own_role}): the next migrate revokes it")
 		if self.databases:
 			found.append(f"holds privileges in other databases: {', '.join(self.databases)}")
 		if self.member_of:
@@ -1033,6 +1036,8 @@ def reader_reach(cur, role: str) -> ReaderReach:
 		(role,),
 	)
 	connect = tuple(r[0] for r in cur.fetchall())
+	cur.execute("SELECT current_database()")
+	own_role = reader_role_name(cur.fetchone()[0])
 	return ReaderReach(
 		role,
 		True,
@@ -1044,6 +1049,7 @@ def reader_reach(cur, role: str) -> ReaderReach:
 		other_relations,
 		tuple(other_databases(cur, role)),
 		connect,
+		own_role,
 	)
 
 

@@ -54,11 +54,12 @@ def provision_site() -> provision.Result:
 
 
 def create_seed_views() -> list[views.Skipped]:
-	"""(Re)create the views that show every seed table under its seed name and columns."""
+	"""(Re)create the views that show every seed table under its seed name and columns, and give
+	them back to this site's reader roles (revoking any reader that is not this site's own)."""
 	skipped = views.create_views(db.cursor())
 	frappe.db.commit()
 	for view in skipped:
-		click.secho(f"Seed view {view.relation} not created: {view.reason}", fg="yellow")
+		click.secho(f"{view.relation}: {view.reason}", fg="yellow")
 	return skipped
 
 
