@@ -2,11 +2,12 @@
 
 import frappe
 
-from cauldron import db
+from cauldron import db, params
 from cauldron.pg import capabilities, provision
 
 
 @frappe.whitelist()
+@params.checked()
 def capabilities_report() -> dict:
 	"""The database's extension capabilities, what is degraded, and the provisioning ledger."""
 	frappe.only_for("System Manager")
