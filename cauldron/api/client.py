@@ -27,6 +27,8 @@ def cauldron_doctype(doctype: str):
 @params.checked(names=("doctype",))
 def get_count(doctype: str, filters=None, debug=False, cache=False) -> int:
 	"""frappe.client.get_count, permission-aware for Cauldron's DocTypes."""
+	if not frappe.db.exists("DocType", doctype):
+		frappe.throw(_("DocType {0} not found").format(frappe.bold(doctype)), frappe.DoesNotExistError)
 	meta = cauldron_doctype(doctype)
 	if meta is None:
 		return frappe.client.get_count(doctype, filters=filters, debug=debug, cache=cache)
