@@ -1,5 +1,13 @@
-"""doc_events["*"]: every document change becomes one core.audit_log row (and, when the sealing job
-chains it shortly after commit, one synapse.metrics point).
+"""doc_events["*"]: every document action (insert, update, submit, cancel, update after submit,
+delete, rename) becomes one core.audit_log row holding the net change of that action (and, when the
+sealing job chains it shortly after commit, one synapse.metrics point).
+
+Frappe runs `on_change` at the end of every action and again on every `db_set`. A `db_set` inside an
+action (a controller setting a status in validate, on_submit or on_cancel, or on one of the
+document's child rows) is part of that action's row: the row compares the document before the action
+with the document at its end. A `db_set` outside any action (a later status change by a job) is its
+own update row, read from the database before and after the write; on a child row it is an update of
+the parent that names the row. `delete_doc`'s own `on_change` is left to `after_delete`.
 
 Events are kept per transaction and written with one statement just before it commits, on the
 request's own connection: a commit always carries its rows, a rollback drops them. A savepoint
@@ -68,24 +76,37 @@ def _secret_fields(doctype: str) -> set[str]:
 	}
 
 
+def _clean(row: dict, doctype: str) -> dict:
+	"""`row` (JSON-ready) without bookkeeping fields and secrets (Password fields, keys and tokens such
+	as User's api_key or reset_password_key), child rows cleaned by their own DocType."""
+	hidden = IGNORED_FIELDS | _secret_fields(doctype)
+	result = {}
+	for key, value in row.items():
+		if key in hidden or key.startswith("_"):
+			continue
+		if isinstance(value, list):
+			child = frappe.get_meta(doctype).get_field(key)
+			value = [_clean(r, child.options) if child else r for r in value]
+		result[key] = value
+	return result
+
+
 def snapshot(doc) -> dict:
-	"""The document as JSON-ready data, child rows included; bookkeeping fields and secrets (Password
-	fields, keys and tokens such as User's api_key or reset_password_key) left out."""
-	data = json.loads(frappe.as_json(doc.as_dict(no_private_properties=True), indent=None))
+	"""The document as JSON-ready data, child rows included, without bookkeeping fields or secrets."""
+	return _clean(_json_ready(doc.as_dict(no_private_properties=True)), doc.doctype)
 
-	def clean(row: dict, doctype: str) -> dict:
-		hidden = IGNORED_FIELDS | _secret_fields(doctype)
-		result = {}
-		for key, value in row.items():
-			if key in hidden or key.startswith("_"):
-				continue
-			if isinstance(value, list):
-				child = frappe.get_meta(doctype).get_field(key)
-				value = [clean(r, child.options) if child else r for r in value]
-			result[key] = value
-		return result
 
-	return clean(data, doc.doctype)
+def _stored(doc) -> dict:
+	"""The document's own row (child rows apart) as the database holds it now, cleaned."""
+	if doc.meta.issingle:
+		row = frappe.db.get_singles_dict(doc.doctype)
+	else:
+		row = frappe.db.get_value(doc.doctype, doc.name, "*", as_dict=True) or {}
+	return _clean(_json_ready(row), doc.doctype)
+
+
+def _json_ready(value):
+	return json.loads(frappe.as_json(value, indent=None))
 
 
 def changed_values(old: dict, new: dict) -> tuple[dict, dict]:
@@ -110,22 +131,54 @@ def _should_audit(doc) -> bool:
 		return False
 	if frappe.conf.db_type != "postgres":
 		return False
-	return not doc.meta.is_virtual and doc.doctype not in excluded_doctypes()
+	excluded = excluded_doctypes()
+	if doc.get("parenttype") in excluded:  # a child row is audited with its parent
+		return False
+	return not doc.meta.is_virtual and doc.doctype not in excluded
+
+
+def _in_action(doc) -> bool:
+	"""Whether `doc` is inside one of its own actions: from `before_insert` to the insert's closing
+	`on_change`, or from the start of a save (submit, cancel...) to its closing `on_change`, as
+	Frappe's `currently_saving` marks it. A child row is inside its parent's action."""
+	if doc.get("parenttype"):
+		parent = getattr(doc, "parent_doc", None)
+		if parent is not None:
+			return _in_action(parent)
+		return (doc.parenttype, doc.parent) in (frappe.flags.currently_saving or [])
+	return bool(doc.flags.cauldron_inserting) or (doc.doctype, doc.name) in (
+		frappe.flags.currently_saving or []
+	)
+
+
+def before_insert(doc, method=None):
+	doc.flags.cauldron_inserting = True
+
+
+# Frappe runs `before_change` only from db_set, just before the write. What it leaves in the
+# document's flags tells that db_set's `on_change` apart from the one that closes an action: SKIP for
+# a db_set inside an action (or not audited), otherwise the stored row before the write.
+SKIP = object()
+
+
+def before_change(doc, method=None):
+	if doc.name is None:  # db_set returns here without writing or running on_change
+		return
+	if _in_action(doc) or not _should_audit(doc):
+		doc.flags.cauldron_db_set = SKIP
+	else:
+		doc.flags.cauldron_db_set = _stored(doc)
 
 
 def on_change(doc, method=None):
-	if not _should_audit(doc):
-		return
-	action = _action(doc)
-	new = snapshot(doc)
-	if action == "insert":
-		old_values, new_values = None, new
+	db_set = doc.flags.pop("cauldron_db_set", None)
+	if db_set is SKIP or doc.flags.in_delete or not _should_audit(doc):
+		return  # the action's own row holds the change; a delete is recorded by after_delete
+	if db_set is None:
+		doc.flags.cauldron_inserting = False
+		_record_action(doc)
 	else:
-		before = doc.get_doc_before_save()
-		old_values, new_values = changed_values(snapshot(before) if before else {}, new)
-		if not new_values:
-			return  # a save that changed nothing
-	record(doc.doctype, doc.name, action, old_values, new_values)
+		_record_db_set(doc, db_set)
 	if doc.doctype == "Personal Data Deletion Request" and doc.status == "Deleted":
 		# After this transaction commits, in a short transaction of its own: erasure rewrites rows
 		# the sealing job may be sealing meanwhile. This transaction's events name the user too, so
@@ -139,6 +192,34 @@ def on_change(doc, method=None):
 			enqueue_after_commit=True,
 			now=frappe.flags.in_test,
 		)
+
+
+def _record_action(doc):
+	"""The closing on_change of an action: one row with the action's net change."""
+	action = _action(doc)
+	new = snapshot(doc)
+	if action == "insert":
+		old_values, new_values = None, new
+	else:
+		before = doc.get_doc_before_save()
+		old_values, new_values = changed_values(snapshot(before) if before else {}, new)
+		if not new_values:
+			return  # a save that changed nothing
+	record(doc.doctype, doc.name, action, old_values, new_values)
+
+
+def _record_db_set(doc, before: dict):
+	"""A db_set outside any action: one update row with what the write changed in the database."""
+	old_values, new_values = changed_values(before, _stored(doc))
+	if not new_values:
+		return
+	if doc.get("parenttype"):
+		row = {"name": doc.name}
+		old_values = {doc.parentfield: [{**row, **old_values}]}
+		new_values = {doc.parentfield: [{**row, **new_values}]}
+		record(doc.parenttype, doc.parent, "update", old_values, new_values)
+	else:
+		record(doc.doctype, doc.name, "update", old_values, new_values)
 
 
 def after_delete(doc, method=None):

@@ -54,9 +54,11 @@ scheduler_events = {
 
 # Document Events
 # ---------------
-# Every DocType's changes go to core.audit_log and synapse.metrics (see cauldron.events).
+# Every DocType's actions go to core.audit_log and synapse.metrics, one row each (cauldron.events).
 doc_events = {
 	"*": {
+		"before_insert": "cauldron.events.before_insert",
+		"before_change": "cauldron.events.before_change",
 		"on_change": "cauldron.events.on_change",
 		"after_delete": "cauldron.events.after_delete",
 		"after_rename": "cauldron.events.after_rename",

@@ -5,6 +5,7 @@ import threading
 
 import frappe
 from frappe.database.database import savepoint
+from frappe.model.document import Document
 from frappe.tests.test_api import FrappeAPITestCase
 from frappe.tests.utils import FrappeTestCase
 
@@ -14,49 +15,93 @@ from cauldron.tests.factories import resource, rest, user_with_roles
 
 PARENT = "Cauldron Test Audited"
 CHILD = "Cauldron Test Audited Row"
+DB_SET = "Cauldron Test Db Set"
+DB_SET_CHILD = "Cauldron Test Db Set Row"
+
+
+def _ensure_doctype(name: str, fields: list[dict], **properties):
+	if not frappe.db.exists("DocType", name):
+		frappe.get_doc(
+			{
+				"doctype": "DocType",
+				"name": name,
+				"module": "Cauldron",
+				"custom": 1,
+				"fields": fields,
+				**properties,
+			}
+		).insert()
+
+
+def _submittable(name: str, fields: list[dict]):
+	_ensure_doctype(
+		name,
+		fields,
+		is_submittable=1,
+		autoname="hash",
+		permissions=[
+			{
+				"role": "System Manager",
+				"read": 1,
+				"write": 1,
+				"create": 1,
+				"delete": 1,
+				"submit": 1,
+				"cancel": 1,
+			}
+		],
+	)
 
 
 def ensure_test_doctypes():
-	"""A submittable DocType with a child table, for the actions ToDo cannot take."""
-	if not frappe.db.exists("DocType", CHILD):
-		frappe.get_doc(
-			{
-				"doctype": "DocType",
-				"name": CHILD,
-				"module": "Cauldron",
-				"custom": 1,
-				"istable": 1,
-				"fields": [{"fieldname": "item", "fieldtype": "Data", "label": "Item"}],
-			}
-		).insert()
-	if not frappe.db.exists("DocType", PARENT):
-		frappe.get_doc(
-			{
-				"doctype": "DocType",
-				"name": PARENT,
-				"module": "Cauldron",
-				"custom": 1,
-				"is_submittable": 1,
-				"autoname": "hash",
-				"fields": [
-					{"fieldname": "title", "fieldtype": "Data", "label": "Title"},
-					{"fieldname": "note", "fieldtype": "Data", "label": "Note", "allow_on_submit": 1},
-					{"fieldname": "rows", "fieldtype": "Table", "label": "Rows", "options": CHILD},
-				],
-				"permissions": [
-					{
-						"role": "System Manager",
-						"read": 1,
-						"write": 1,
-						"create": 1,
-						"delete": 1,
-						"submit": 1,
-						"cancel": 1,
-					}
-				],
-			}
-		).insert()
+	"""Submittable DocTypes with a child table, for the actions ToDo cannot take."""
+	_ensure_doctype(CHILD, [{"fieldname": "item", "fieldtype": "Data", "label": "Item"}], istable=1)
+	_submittable(
+		PARENT,
+		[
+			{"fieldname": "title", "fieldtype": "Data", "label": "Title"},
+			{"fieldname": "note", "fieldtype": "Data", "label": "Note", "allow_on_submit": 1},
+			{"fieldname": "rows", "fieldtype": "Table", "label": "Rows", "options": CHILD},
+		],
+	)
+	_ensure_doctype(
+		DB_SET_CHILD,
+		[
+			{"fieldname": "item", "fieldtype": "Data", "label": "Item"},
+			{"fieldname": "amount", "fieldtype": "Int", "label": "Amount", "allow_on_submit": 1},
+		],
+		istable=1,
+	)
+	_submittable(
+		DB_SET,
+		[
+			{"fieldname": "title", "fieldtype": "Data", "label": "Title"},
+			{"fieldname": "status", "fieldtype": "Data", "label": "Status", "allow_on_submit": 1},
+			{"fieldname": "note", "fieldtype": "Data", "label": "Note", "allow_on_submit": 1},
+			{"fieldname": "amended_from", "fieldtype": "Link", "label": "Amended From", "options": DB_SET},
+			{"fieldname": "rows", "fieldtype": "Table", "label": "Rows", "options": DB_SET_CHILD},
+		],
+	)
 	frappe.db.commit()
+
+
+class StatusSetter(Document):
+	"""A controller that writes with db_set while it validates, saves, submits and cancels, on itself
+	and on its child rows, as ERPNext's Payment Entry, Sales Invoice and Sales Order do."""
+
+	def validate(self):
+		self.db_set("status", "Draft")
+
+	def on_update(self):
+		self.db_set("note", f"saved {self.title}")
+
+	def on_submit(self):
+		self.db_set("status", "Submitted")
+		for row in self.rows:
+			row.db_set("amount", (row.amount or 0) + 10)
+
+	def on_cancel(self):
+		self.db_set("status", "Cancelled")
 
 
 def audit_rows(doctype, name):
@@ -108,8 +153,11 @@ class TestDocumentEvents(FrappeTestCase):
 
 		frappe.delete_doc(PARENT, name)
 		frappe.db.commit()
-		deleted = audit_rows(PARENT, name)[-1]
-		self.assertEqual(deleted[0], "delete")
+		rows = audit_rows(PARENT, name)
+		self.assertEqual(
+			[r[0] for r in rows], ["insert", "update", "submit", "update_after_submit", "cancel", "delete"]
+		)
+		deleted = rows[-1]
 		self.assertEqual(deleted[2]["title"], "second")
 		self.assertIsNone(deleted[3])
 
@@ -183,6 +231,108 @@ class TestDocumentEvents(FrappeTestCase):
 			for name in names:
 				frappe.delete_doc("ToDo", name)
 			frappe.db.commit()
+
+
+class TestOneRowPerAction(FrappeTestCase):
+	"""Each document action is one row with its net change, whatever db_set calls it made."""
+
+	@classmethod
+	def setUpClass(cls):
+		super().setUpClass()
+		ensure_test_doctypes()
+
+	def counted(self, action):
+		cur = db.cursor()
+		cur.execute(
+			"SELECT coalesce(sum(value), 0) FROM synapse.metrics WHERE metric_name = %s"
+			" AND dimensions @> jsonb_build_object('doctype', %s::text)",
+			(f"document.{action}", DB_SET),
+		)
+		return cur.fetchone()[0]
+
+	def test_db_set_inside_an_action_is_part_of_its_row(self):
+		audit.seal(db.cursor())
+		before = {action: self.counted(action) for action in ("insert", "submit", "cancel")}
+
+		doc = StatusSetter({"doctype": DB_SET, "title": "first", "rows": [{"item": "a", "amount": 1}]})
+		doc.insert()
+		doc.title = "second"
+		doc.save()
+		doc.submit()
+		doc.cancel()
+		frappe.db.commit()
+
+		rows = audit_rows(DB_SET, doc.name)
+		self.assertEqual([r[0] for r in rows], ["insert", "update", "submit", "cancel"])
+		insert, update, submit, cancel = rows
+		self.assertEqual(
+			(insert[3]["status"], insert[3]["note"], insert[3]["rows"][0]["amount"]),
+			("Draft", "saved first", 1),
+		)
+		self.assertEqual(update[2], {"title": "first", "note": "saved first"})
+		self.assertEqual(update[3], {"title": "second", "note": "saved second"})
+		self.assertEqual((submit[2]["status"], submit[3]["status"]), ("Draft", "Submitted"))
+		self.assertEqual(submit[3]["docstatus"], 1)
+		self.assertEqual([r["amount"] for r in submit[3]["rows"]], [11])
+		# cancelling changes the status, and the docstatus of the document and of its rows
+		self.assertEqual(set(cancel[3]), {"docstatus", "status", "rows"})
+		self.assertEqual((cancel[2]["status"], cancel[3]["status"]), ("Submitted", "Cancelled"))
+		self.assertEqual([r["docstatus"] for r in cancel[3]["rows"]], [2])
+		# a child row's change never stands on its own
+		cur = db.cursor()
+		cur.execute("SELECT count(*) FROM core.audit_log WHERE resource_type = %s", (DB_SET_CHILD,))
+		self.assertEqual(cur.fetchone()[0], 0)
+
+		audit.seal(db.cursor())
+		for action, count in before.items():
+			self.assertEqual(self.counted(action), count + 1, action)
+
+	def test_db_set_outside_an_action_is_its_own_update_row(self):
+		doc = StatusSetter({"doctype": DB_SET, "title": "job", "rows": [{"item": "a", "amount": 1}]}).insert()
+		frappe.db.commit()
+		# later, a job loads the document and sets a status, then a child row's amount
+		later = frappe.get_doc(DB_SET, doc.name)
+		later.db_set("status", "Overdue")
+		later.rows[0].db_set("amount", 99)
+		frappe.db.commit()
+
+		rows = audit_rows(DB_SET, doc.name)
+		self.assertEqual([r[0] for r in rows], ["insert", "update", "update"])
+		self.assertEqual((rows[1][2], rows[1][3]), ({"status": "Draft"}, {"status": "Overdue"}))
+		row = doc.rows[0].name
+		self.assertEqual(rows[2][2], {"rows": [{"name": row, "amount": 1}]})
+		self.assertEqual(rows[2][3], {"rows": [{"name": row, "amount": 99}]})
+
+	def test_amend_and_delete_write_one_row_each(self):
+		doc = StatusSetter({"doctype": DB_SET, "title": "to amend"}).insert()
+		doc.submit()
+		doc.cancel()
+		amended = StatusSetter(frappe.copy_doc(doc).as_dict())
+		amended.amended_from = doc.name
+		amended.docstatus = 0
+		amended.insert()
+		frappe.db.commit()
+		self.assertEqual([r[0] for r in audit_rows(DB_SET, amended.name)], ["insert"])
+
+		frappe.delete_doc(DB_SET, amended.name)  # a draft
+		frappe.delete_doc(DB_SET, doc.name)  # a cancelled document
+		todo = frappe.get_doc({"doctype": "ToDo", "description": "deleted at once"}).insert()
+		frappe.delete_doc("ToDo", todo.name)
+		frappe.db.commit()
+		self.assertEqual([r[0] for r in audit_rows(DB_SET, amended.name)], ["insert", "delete"])
+		self.assertEqual(
+			[r[0] for r in audit_rows(DB_SET, doc.name)], ["insert", "submit", "cancel", "delete"]
+		)
+		self.assertEqual([r[0] for r in audit_rows("ToDo", todo.name)], ["insert", "delete"])
+
+	def test_rename_writes_nothing_under_the_old_name_but_its_insert(self):
+		todo = frappe.get_doc({"doctype": "ToDo", "description": "renamed once"}).insert()
+		new_name = frappe.rename_doc("ToDo", todo.name, f"{todo.name}-moved", force=True)
+		frappe.db.commit()
+		self.addCleanup(frappe.db.commit)
+		self.addCleanup(frappe.delete_doc, "ToDo", new_name)
+		self.assertEqual([r[0] for r in audit_rows("ToDo", todo.name)], ["insert"])
+		self.assertEqual([r[0] for r in audit_rows("ToDo", new_name)], ["rename"])
 
 
 class TestAuditChain(FrappeTestCase):
