@@ -119,7 +119,7 @@ def restore_command(context, sql_file_path, db_root_username, db_root_password, 
 		db_root_username,
 		db_root_password,
 		verbose=context.verbose,
-		install_app=None,
+		install_app=(),
 		**options,
 	)
 

@@ -23,6 +23,9 @@ def before_migrate():
 
 
 def after_migrate():
+	# Every migrate, not only when a patch line says so: a step recorded in the ledger whose objects
+	# are gone (a restore without pgvector, a table dropped by hand) is re-applied here.
+	provision_site()
 	create_seed_views()
 
 
