@@ -43,6 +43,11 @@ fixtures = [
 # Singles: Cauldron's DocTypes are counted by cauldron.api.client (every other one by Frappe's own).
 override_whitelisted_methods = {"frappe.client.get_count": "cauldron.api.client.get_count"}
 
+# Requests
+# --------
+# A NUL in an /api/ path (a document name) is a 417 before any query (cauldron.params).
+before_request = ["cauldron.params.refuse_unstorable_path"]
+
 # Scheduled Tasks
 # ---------------
 scheduler_events = {

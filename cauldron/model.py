@@ -9,7 +9,8 @@ from frappe import _
 from frappe.model.document import Document
 from psycopg2 import sql
 
-from cauldron import db
+from cauldron import db, params
+from cauldron.pg import values
 
 # A key that names a credential, as a whole word of it (so `max_tokens` is no token): its text
 # value belongs in a Password field, not in plain JSON.
@@ -30,9 +31,16 @@ class SeedDocument(Document):
 	"""A row of a seed table. JSON fields (its own and its children's) must hold JSON."""
 
 	def load_from_db(self):
+		refuse_unstorable_text(self, ("name",))
 		super().load_from_db()
 		for doc in (self, *self.get_all_children()):
 			json_fields_from_db(doc)
+
+	def _validate_links(self):
+		# The first step of an insert or a save that reads the database with the document's values.
+		for doc in (self, *self.get_all_children()):
+			refuse_unstorable_text(doc, ("name", *(df.fieldname for df in doc.meta.fields)))
+		super()._validate_links()
 
 	def before_validate(self):
 		for doc in (self, *self.get_all_children()):
@@ -60,6 +68,16 @@ def is_uuid(value) -> bool:
 	return True
 
 
+def refuse_unstorable_text(doc, fieldnames) -> None:
+	"""NUL and lone surrogates, which no PostgreSQL text column holds: a 417 naming the field, before
+	the value reaches a query (a 500 with a database error otherwise)."""
+	with params.refused(_("Invalid value")):
+		for fieldname in fieldnames:
+			value = doc.get(fieldname)
+			if isinstance(value, str):
+				values.text(value, f"{_(doc.doctype)} {_(doc.meta.get_label(fieldname))}")
+
+
 def json_fields_from_db(doc) -> None:
 	"""psycopg2 hands a json column back parsed, so a stored JSON string "abc" arrives as the str
 	abc, not as JSON text. Give the document the JSON text of every value but an object, which
@@ -77,17 +95,14 @@ def normalize_json_fields(doc) -> None:
 		value = doc.get(df.fieldname)
 		if value in (None, ""):
 			doc.set(df.fieldname, None)
-		elif isinstance(value, str):
+		else:
+			# strictly: no NaN or Infinity, no \u0000 or lone surrogate, nothing jsonb cannot hold
 			try:
-				json.loads(value)
-			except ValueError as e:
-				frappe.throw(
-					_("{0} is not valid JSON: {1}").format(_(df.label), e),
-					InvalidJSON,
-					title=_("Invalid JSON"),
-				)
-		elif not isinstance(value, dict):
-			doc.set(df.fieldname, json.dumps(value))
+				values.parse_json(value, _(df.label))
+			except values.InvalidValue as e:
+				frappe.throw(str(e), InvalidJSON, title=_("Invalid JSON"))
+			if not isinstance(value, str | dict):
+				doc.set(df.fieldname, json.dumps(value))
 
 
 def refuse_secrets(doc, json_field: str, password_field: str) -> None:

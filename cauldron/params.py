@@ -150,3 +150,13 @@ def _filter(item, what: str) -> frappe._dict:
 	else:
 		values.scalar(value, what)
 	return frappe._dict(fieldname=fieldname, operator=operator, value=value)
+
+
+def refuse_unstorable_path():
+	"""before_request: an /api/ path with a NUL (a document name: `/api/resource/<DocType>/<name>`,
+	whose DELETE reaches the database before any controller) is a 417 before any query; Postgres
+	cannot hold a NUL and Frappe would answer 500 with the database's error."""
+	path = frappe.local.request.path
+	if path.startswith("/api/") and "\x00" in path:
+		with refused():
+			values.text(path, "the request path")
