@@ -7,6 +7,8 @@ created by the superuser connection, as a DBA would.
 """
 
 import os
+import shutil
+import tempfile
 import uuid
 from contextlib import closing
 from pathlib import Path
@@ -22,14 +24,20 @@ SITE_PASSWORD = "cauldron-test"
 
 
 @pytest.fixture(scope="session")
-def server_dsn(tmp_path_factory):
+def server_dsn():
 	if os.environ.get("CAULDRON_TEST_DSN"):
 		yield os.environ["CAULDRON_TEST_DSN"]
 		return
-	server = embedded.start(tmp_path_factory.mktemp("pg") / "data", fsync=False)
-	embedded.wait_ready(server)
-	yield server.dsn
-	server.stop()
+	# Not under pytest's basetemp: another pytest run on the machine prunes all but its three
+	# newest, and a server whose data directory is removed shuts down mid-run.
+	home = Path(tempfile.mkdtemp(prefix="cauldron-test-pg-"))
+	server = embedded.start(home / "data", fsync=False)
+	try:
+		embedded.wait_ready(server)
+		yield server.dsn
+	finally:
+		server.stop()
+		shutil.rmtree(home, ignore_errors=True)
 
 
 def _superuser(dsn: str):
