@@ -45,8 +45,8 @@ override_whitelisted_methods = {"frappe.client.get_count": "cauldron.api.client.
 
 # Requests
 # --------
-# A NUL in an /api/ path (a document name) is a 417 before any query (cauldron.params).
-before_request = ["cauldron.params.refuse_unstorable_path"]
+# Bad paths and list parameters of Cauldron's DocTypes are a 417 before any query (cauldron.params).
+before_request = ["cauldron.params.check_request"]
 
 # Scheduled Tasks
 # ---------------

@@ -152,11 +152,30 @@ def _filter(item, what: str) -> frappe._dict:
 	return frappe._dict(fieldname=fieldname, operator=operator, value=value)
 
 
-def refuse_unstorable_path():
-	"""before_request: an /api/ path with a NUL (a document name: `/api/resource/<DocType>/<name>`,
-	whose DELETE reaches the database before any controller) is a 417 before any query; Postgres
-	cannot hold a NUL and Frappe would answer 500 with the database's error."""
+# Frappe's list endpoints decode these with json.loads before any app code runs: JSONDecodeError, 500.
+LIST_JSON = ("filters", "or_filters", "fields")
+
+
+def check_request():
+	"""before_request, for every /api/ call: a NUL in the path (a document name: the DELETE of
+	`/api/resource/<DocType>/<name>` queries before any controller runs) and, for Cauldron's
+	DocTypes, list parameters that are not JSON (or hold what no query can) are a 417 before any
+	query, where Postgres or Frappe's own decoding would answer 500."""
 	path = frappe.local.request.path
-	if path.startswith("/api/") and "\x00" in path:
+	if not path.startswith("/api/"):
+		return
+	with refused():
+		values.text(path, "the request path")
+	parts = path.split("/")
+	doctype = frappe.form_dict.get("doctype")
+	if len(parts) > 3 and parts[2] == "resource":  # /api/resource/<DocType>
+		doctype = parts[3]
+	elif len(parts) > 4 and parts[2] in ("v1", "v2"):  # /api/v1/resource/<DocType>, /api/v2/document/..
+		doctype = parts[4]
+	if isinstance(doctype, str) and doctype:
+		from cauldron.api.client import cauldron_doctype
+
 		with refused():
-			values.text(path, "the request path")
+			values.name(doctype, "doctype")
+		if cauldron_doctype(doctype):
+			check({k: frappe.form_dict[k] for k in LIST_JSON if frappe.form_dict.get(k)}, json=LIST_JSON)

@@ -59,3 +59,26 @@ class TestUnstorableText(FrappeTestCase):
 				)
 				self.assertEqual(response.status_code, 417, response.data)
 				self.assertIn("contains a NUL character", response.data.decode())
+
+	def test_list_parameters_that_are_not_json_are_refused_on_every_list_endpoint(self):
+		auditor = user_with_roles("cauldron-text-auditor@example.com", "Cauldron Auditor", "Knowledge Editor")
+		self.addCleanup(frappe.db.commit)
+		self.addCleanup(drop_user, "cauldron-text-auditor@example.com")
+		frappe.db.commit()
+		for doctype in ("Cauldron Audit Log", "Lore Document"):
+			quoted = doctype.replace(" ", "%20")
+			for path in (
+				f"{resource(doctype)}?filters=notjson",
+				f"{resource(doctype)}?fields=notjson",
+				f"{resource(doctype)}?filters=%5B%5B%22title%22%2C%22%3D%22%2C%22a%5Cu0000%22%5D%5D",
+				f"/api/method/frappe.desk.reportview.get?doctype={quoted}&filters=notjson",
+				f"/api/method/frappe.desk.reportview.get_count?doctype={quoted}&filters=notjson",
+				f"/api/method/frappe.client.get_list?doctype={quoted}&or_filters=notjson",
+			):
+				with self.subTest(path):
+					response = rest("get", path, auditor)
+					self.assertEqual(response.status_code, 417, response.data)
+					self.assertNotIn("JSONDecodeError", response.data.decode())
+		# a valid list still answers
+		response = rest("get", f"{resource('Lore Document')}?filters=%5B%5D", auditor)
+		self.assertEqual(response.status_code, 200, response.data)
