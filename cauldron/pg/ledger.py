@@ -3,7 +3,7 @@ checksum of the SQL that was run. A step whose SQL has since changed is reported
 changing a live table is a migration of its own, not a side effect of `bench migrate`.
 
 The ledger never claims a step whose objects are gone. Each step knows the objects it makes (read
-from its SQL: tables, indexes, views, functions, triggers, hypertables). A recorded step with one
+from its SQL: tables, indexes, views, functions, triggers, hypertables, added columns). A recorded step with one
 of them missing (a restore that lost `lore.document_chunks` because `CREATE EXTENSION vector` failed
 as the site's user, a table dropped by hand) is reported `missing` and re-applied by the next
 provision; when the extension it needs is absent, its record is removed instead, so that it shows
@@ -31,7 +31,8 @@ CREATE TABLE IF NOT EXISTS command.ddl_ledger (
 PROVISION_LOCK = "SELECT pg_advisory_xact_lock(hashtext('cauldron.provision'))"
 
 # What a step's SQL makes, as (kind, name): relation (table, partition, view, materialized view),
-# index (named in its table's schema), function, trigger ("name ON schema.table"), hypertable.
+# index (named in its table's schema), function, trigger ("name ON schema.table"), hypertable,
+# column ("schema.table.column", added by ALTER TABLE ... ADD COLUMN IF NOT EXISTS).
 _NAME = r"([a-z_][a-z0-9_]*\.[a-z_][a-z0-9_]*)"
 _OBJECT_PATTERNS = (
 	("relation", re.compile(rf"\bCREATE\s+(?:UNLOGGED\s+)?TABLE\s+IF\s+NOT\s+EXISTS\s+{_NAME}", re.I)),
@@ -53,6 +54,14 @@ _OBJECT_PATTERNS = (
 		),
 	),
 	("hypertable", re.compile(rf"\bcreate_hypertable\s*\(\s*'{_NAME}'", re.I)),
+	(
+		"column",
+		re.compile(
+			rf"\bALTER\s+TABLE\s+(?:IF\s+EXISTS\s+)?(?:ONLY\s+)?{_NAME}\s+"
+			r"ADD\s+(?:COLUMN\s+)?IF\s+NOT\s+EXISTS\s+([a-z_][a-z0-9_]*)",
+			re.I,
+		),
+	),
 )
 
 
@@ -61,7 +70,9 @@ def objects_in(sql: str) -> tuple[tuple[str, str], ...]:
 	found = []
 	for kind, pattern in _OBJECT_PATTERNS:
 		for match in pattern.finditer(sql):
-			if kind == "index":
+			if kind == "column":
+				found.append((match.start(), kind, f"{match[1]}.{match[2]}".lower()))
+			elif kind == "index":
 				found.append((match.start(), kind, f"{match[2].split('.')[0]}.{match[1]}".lower()))
 			elif kind == "trigger":
 				found.append((match.start(), kind, f"{match[1].lower()} ON {match[2].lower()}"))
@@ -128,6 +139,10 @@ def missing_objects(cur, objects) -> list[tuple[str, str]]:
 				SELECT 1 FROM pg_trigger t
 				WHERE t.tgrelid = to_regclass(split_part(o.name, ' ON ', 2))
 					AND t.tgname = split_part(o.name, ' ON ', 1))
+			WHEN 'column' THEN EXISTS (
+				SELECT 1 FROM pg_attribute a
+				WHERE a.attrelid = to_regclass(split_part(o.name, '.', 1) || '.' || split_part(o.name, '.', 2))
+					AND a.attname = split_part(o.name, '.', 3) AND NOT a.attisdropped)
 			-- a hypertable is checked below, where TimescaleDB's catalog can be read
 			WHEN 'hypertable' THEN to_regclass(o.name) IS NOT NULL
 		END
