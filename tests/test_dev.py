@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from cauldron.pg import dev
+from cauldron.pg import dev, embedded
 
 root_only = pytest.mark.skipif(os.geteuid() != 0, reason="needs root: makes the bench's system user")
 
@@ -96,3 +96,24 @@ def test_a_local_frappe_checkout_is_cloned_with_its_commit_as_version_15(tmp_pat
 			runner.argv("git", "-C", str(clone), "rev-parse", "version-15"), capture_output=True, text=True
 		)
 		assert seen.stdout.strip() == commit, seen.stderr
+
+
+def test_the_bench_finds_the_embedded_servers_pg_dump_first(tmp_path):
+	"""Frappe's backup runs the first pg_dump on PATH; the machine's may be older than the server."""
+	tools = tmp_path / "tools"
+	(tools / "bin").mkdir(parents=True)
+	# stands in for frappe-bench: reports the pg_dump a bench command would run
+	fake = tools / "bin" / "bench"
+	fake.write_text('#!/bin/sh\ncommand -v pg_dump\npg_dump --version\necho "$@"\n')
+	fake.chmod(0o755)
+	runner = dev.BenchRunner(as_root=False, tools=tools, pg_bin=embedded.bin_dir())
+
+	out = subprocess.run(runner.argv("sh", "-c", "command -v pg_dump"), capture_output=True, text=True)
+	assert out.stdout.strip() == str(embedded.bin_dir() / "pg_dump")
+
+	wrapper = runner.write_wrapper(tmp_path / "bin" / "bench")
+	out = subprocess.run([wrapper, "--site", "s", "backup"], capture_output=True, text=True, check=True)
+	path, version, args = out.stdout.strip().splitlines()
+	assert path == str(embedded.bin_dir() / "pg_dump")
+	assert version.startswith("pg_dump (PostgreSQL) 18")
+	assert args == "--site s backup"

