@@ -100,7 +100,11 @@ def test_without_pgvector_install_succeeds_and_names_the_sql(bare_db):
 	conn.commit()
 
 	skipped = {o.step: o.detail for o in result.by_status("skipped")}
-	assert set(skipped) == {"vectors:lore.document_chunks", "vectors:lore.entity_embeddings"}
+	assert set(skipped) == {
+		"vectors:lore.document_chunks",
+		"vectors:lore.entity_embeddings",
+		"vectors:lore.document_chunks.models",
+	}
 	assert all("vector" in detail for detail in skipped.values())
 	assert "CREATE EXTENSION IF NOT EXISTS vector;" in result.summary()
 	assert f"in database {bare_db.name!r}" in result.summary()

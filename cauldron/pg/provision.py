@@ -12,7 +12,7 @@ import gzip
 import re
 from dataclasses import dataclass, field
 
-from cauldron.pg import audit, capabilities, ledger, tables, timeseries, vectors
+from cauldron.pg import audit, capabilities, ledger, queue, tables, timeseries, vectors
 from cauldron.pg.ledger import Outcome
 
 SCHEMAS = ("core", "lore", "synapse", "aegis", "aether", "command", "auth", "storage")
@@ -73,6 +73,7 @@ def all_steps(settings: Settings, timescale: bool) -> list[ledger.Step]:
 		*audit.steps(),
 		*vectors.steps(settings.embedding_dimension),
 		*tables.steps(),
+		*queue.steps(),
 	]
 
 

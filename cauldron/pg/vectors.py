@@ -88,7 +88,35 @@ CREATE INDEX IF NOT EXISTS idx_entity_embeddings_embedding
 	return [
 		Step("vectors:lore.document_chunks", chunks, requires),
 		Step("vectors:lore.entity_embeddings", entities, requires),
+		Step("vectors:lore.document_chunks.models", CHUNK_MODELS, requires),
 	]
+
+
+# Every chunk records the model that embedded it (`model`; '' for vectors a caller supplied) and the
+# SHA-256 of the text that was embedded (`content_hash`), so that unchanged text is not embedded
+# again and two models' chunk sets can live side by side while a new model is built
+# (cauldron.lore.ingest): a chunk is unique per (document, model, chunk_index). Which model search
+# uses is lore.embedding_models' one `active` row. The indexes name this step's objects, so a
+# restore that recreates the table re-applies the step too.
+CHUNK_MODELS = """
+ALTER TABLE lore.document_chunks ADD COLUMN IF NOT EXISTS model text NOT NULL DEFAULT '';
+ALTER TABLE lore.document_chunks ADD COLUMN IF NOT EXISTS content_hash text;
+CREATE UNIQUE INDEX IF NOT EXISTS uq_document_chunks_model_chunk
+	ON lore.document_chunks (document_id, model, chunk_index);
+ALTER TABLE lore.document_chunks DROP CONSTRAINT IF EXISTS document_chunks_document_id_chunk_index_key;
+CREATE INDEX IF NOT EXISTS idx_document_chunks_model_hash
+	ON lore.document_chunks (model, content_hash) WHERE content_hash IS NOT NULL;
+CREATE TABLE IF NOT EXISTS lore.embedding_models (
+	model text PRIMARY KEY,
+	dimension integer NOT NULL,
+	status text NOT NULL CHECK (status IN ('building', 'active', 'retired')),
+	requested_at timestamptz NOT NULL DEFAULT now(),
+	activated_at timestamptz
+);
+CREATE UNIQUE INDEX IF NOT EXISTS uq_embedding_models_active ON lore.embedding_models ((true))
+	WHERE status = 'active';
+CREATE UNIQUE INDEX IF NOT EXISTS uq_embedding_models_building ON lore.embedding_models ((true))
+	WHERE status = 'building'"""
 
 
 def table_dimension(cur, table: str = "lore.document_chunks") -> int:
@@ -150,8 +178,9 @@ class Chunk:
 	metadata: dict | None = None
 
 
-def replace_document_chunks(cur, document_id: str, chunks: list[Chunk]) -> int:
-	"""Make the document's chunks exactly `chunks` (one multi-row statement); returns the count.
+def replace_document_chunks(cur, document_id: str, chunks: list[Chunk], model: str = "") -> int:
+	"""Make the document's chunks of `model` ('': vectors the caller made) exactly `chunks` (one
+	multi-row statement); returns the count.
 	Every chunk is checked before anything is written; each is at most values.MAX_ITEM_BYTES."""
 	values.name(document_id, "document")
 	dimension = table_dimension(cur)
@@ -186,20 +215,21 @@ def replace_document_chunks(cur, document_id: str, chunks: list[Chunk]) -> int:
 		"SELECT pg_advisory_xact_lock(hashtext('lore.document_chunks'), hashtext(%s))", (document_id,)
 	)
 	cur.execute(
-		"DELETE FROM lore.document_chunks WHERE document_id = %s AND NOT chunk_index = ANY(%s)",
-		(document_id, sorted(seen)),
+		"DELETE FROM lore.document_chunks WHERE document_id = %s AND model = %s AND NOT chunk_index = ANY(%s)",
+		(document_id, model, sorted(seen)),
 	)
 	if rows:
 		execute_values(
 			cur,
 			"""
-			INSERT INTO lore.document_chunks (document_id, chunk_index, content, metadata, embedding)
+			INSERT INTO lore.document_chunks (document_id, chunk_index, content, metadata, embedding, model)
 			VALUES %s
-			ON CONFLICT (document_id, chunk_index) DO UPDATE
-				SET content = EXCLUDED.content, metadata = EXCLUDED.metadata, embedding = EXCLUDED.embedding
+			ON CONFLICT (document_id, model, chunk_index) DO UPDATE
+				SET content = EXCLUDED.content, metadata = EXCLUDED.metadata, embedding = EXCLUDED.embedding,
+					content_hash = NULL
 			""",
-			rows,
-			template="(%s, %s, %s, %s::jsonb, %s::vector)",
+			[(*row, model) for row in rows],
+			template="(%s, %s, %s, %s::jsonb, %s::vector, %s)",
 		)
 	return len(rows)
 
