@@ -55,6 +55,7 @@ REFERENCES = (
 	Reference("Aether Agent Task", "assigned_to", "Aether Agent Instance", SET_NULL),
 	Reference("Aether Agent Task", "created_by", "User", SET_NULL),
 	Reference("Aether Agent Task", "approved_by", "User", SET_NULL),
+	Reference("Aether Agent Task", "definition", "Aether Agent Definition", SET_NULL),
 	Reference("Aether HITL Approval", "task", "Aether Agent Task", CASCADE),
 	Reference("Aether HITL Approval", "responded_by", "User", SET_NULL),
 )
