@@ -2,6 +2,7 @@ import threading
 from datetime import datetime, timedelta, timezone
 
 import pytest
+from containers import container_of
 
 from cauldron.pg import audit, timeseries
 from cauldron.pg.audit import AuditEvent
@@ -24,7 +25,7 @@ def event(i, user="alice@example.com", **kw):
 
 
 @pytest.fixture
-def sealed(provisioned):
+def sealed(timeseries_path, provisioned):
 	_db, conn = provisioned
 	cur = conn.cursor()
 	audit.write_events(cur, [event(i) for i in range(20)])
@@ -126,7 +127,12 @@ def test_erased_at_alone_does_not_excuse_a_change(sealed):
 	assert (result.ok, result.broken_seq, result.reason) == (False, 4, "personal fields were changed")
 
 
-def test_retention_drops_keep_the_rest_verifiable(provisioned):
+def days_to_drop(container) -> int:
+	"""Retention in days that makes the partition or chunk `container` the newest one dropped at NOW."""
+	return (NOW - container[2]).days
+
+
+def test_retention_drops_keep_the_rest_verifiable(provisioned, timeseries_path):
 	_db, conn = provisioned
 	cur = conn.cursor()
 	september, october = NOW - timedelta(days=430), NOW - timedelta(days=400)
@@ -136,12 +142,16 @@ def test_retention_drops_keep_the_rest_verifiable(provisioned):
 	timeseries.maintain_partitions(cur, {}, now=NOW)
 	audit.seal(cur)
 	audit.write_events(cur, [event(i) for i in range(15, 17)])  # unsealed when retention runs
+	# monthly partitions natively; TimescaleDB's chunks are 30 days wide, aligned on the epoch
+	first_part = container_of(cur, timeseries.AUDIT_LOG, september)
+	second_part = container_of(cur, timeseries.AUDIT_LOG, october)
+	assert first_part != second_part
 
-	first = timeseries.maintain_partitions(cur, {"core.audit_log": 420}, now=NOW)
-	assert first["core.audit_log"]["dropped"] == [f"audit_log_p{september:%Y%m01}"]
+	first = timeseries.maintain_partitions(cur, {"core.audit_log": days_to_drop(first_part)}, now=NOW)
+	assert first["core.audit_log"]["dropped"] == [first_part[0]]
 	assert audit.verify(cur).ok
-	second = timeseries.maintain_partitions(cur, {"core.audit_log": 365}, now=NOW)
-	assert second["core.audit_log"]["dropped"] == [f"audit_log_p{october:%Y%m01}"]
+	second = timeseries.maintain_partitions(cur, {"core.audit_log": days_to_drop(second_part)}, now=NOW)
+	assert second["core.audit_log"]["dropped"] == [second_part[0]]
 
 	cur.execute("SELECT min(seq), count(*) FROM core.audit_log")
 	assert cur.fetchone() == (11, 7)
@@ -151,7 +161,40 @@ def test_retention_drops_keep_the_rest_verifiable(provisioned):
 	assert not audit.verify(cur).ok
 
 
-def test_concurrent_writers_commit_in_any_order_and_the_chain_holds(provisioned):
+def test_dropping_an_audit_partition_or_chunk_that_a_reader_holds_is_deferred(provisioned, timeseries_path):
+	db, conn = provisioned
+	cur = conn.cursor()
+	old = NOW - timedelta(days=400)
+	audit.write_events(cur, [event(i, created_at=old + timedelta(seconds=i)) for i in range(3)])
+	timeseries.maintain_partitions(cur, {}, now=NOW)
+	audit.seal(cur)
+	conn.commit()
+	held = container_of(cur, timeseries.AUDIT_LOG, old)
+	conn.rollback()
+	reader = db.connect()
+	reader.cursor().execute("SELECT count(*) FROM core.audit_log")  # a long report, still open
+
+	cur.execute("SET LOCAL statement_timeout = '20s'")  # fail, not hang, if the drop waits for the reader
+	started = datetime.now(timezone.utc)
+	report = timeseries.maintain_partitions(cur, {"core.audit_log": days_to_drop(held)}, now=NOW)
+
+	assert datetime.now(timezone.utc) - started < timedelta(seconds=6)  # waited LOCK_TIMEOUT, not more
+	assert report["core.audit_log"]["deferred"] == [held[0]]
+	assert report["core.audit_log"]["dropped"] == []
+	cur.execute("SELECT current_setting('lock_timeout')")
+	assert cur.fetchone()[0] == "0"  # the job's own timeout does not outlive it
+	conn.commit()
+	audit.write_events(cur, [event(99)])
+	assert audit.seal(cur) == 1  # sealing goes on beside the held chunk
+	conn.commit()
+
+	reader.rollback()
+	report = timeseries.maintain_partitions(cur, {"core.audit_log": days_to_drop(held)}, now=NOW)
+	assert report["core.audit_log"]["dropped"] == [held[0]]
+	assert audit.verify(cur).ok
+
+
+def test_concurrent_writers_commit_in_any_order_and_the_chain_holds(provisioned, timeseries_path):
 	db, _conn = provisioned
 	barrier = threading.Barrier(4)
 	errors = []
@@ -187,7 +230,7 @@ def test_concurrent_writers_commit_in_any_order_and_the_chain_holds(provisioned)
 	assert result.ok and result.rows_checked == 200, str(result)
 
 
-def test_sealing_counts_each_committed_event_into_metrics_once(provisioned):
+def test_sealing_counts_each_committed_event_into_metrics_once(provisioned, timeseries_path):
 	_db, conn = provisioned
 	cur = conn.cursor()
 	audit.write_events(cur, [event(1, action="insert"), event(2, action="update")])

@@ -3,7 +3,7 @@ import threading
 import psycopg2
 import pytest
 
-from cauldron.pg import capabilities, ledger, provision
+from cauldron.pg import capabilities, ledger, provision, timeseries
 from cauldron.pg.vectors import VectorDimensionError
 
 
@@ -25,10 +25,10 @@ def catalog_snapshot(cur):
 	return cur.fetchall()
 
 
-def test_provision_creates_schemas_tables_and_ledger(db):
+def test_provision_creates_schemas_tables_and_ledger(db, settings, timeseries_path):
 	conn = db.connect()
 	cur = conn.cursor()
-	result = provision.provision(cur)
+	result = provision.provision(cur, settings)
 	conn.commit()
 
 	assert set(result.created_schemas) == set(provision.SCHEMAS)
@@ -46,13 +46,15 @@ def test_provision_creates_schemas_tables_and_ledger(db):
 	cur.execute("SELECT step FROM command.ddl_ledger ORDER BY step")
 	assert [r[0] for r in cur.fetchall()] == sorted(o.step for o in result.outcomes)
 	cur.execute("SELECT relkind FROM pg_class WHERE oid = 'synapse.metrics'::regclass")
-	assert cur.fetchone()[0] == "p"  # native partitioning: no TimescaleDB here
+	# native partitioning, or a hypertable (a plain table whose chunks inherit from it)
+	assert cur.fetchone()[0] == ("p" if timeseries_path == "native" else "r")
+	assert timeseries.uses_timescale(cur) == (timeseries_path == "timescaledb")
 	cur.execute(
 		"SELECT indexdef FROM pg_indexes WHERE schemaname = 'synapse' AND tablename = 'metrics' ORDER BY 1"
 	)
 	indexdefs = " ".join(r[0] for r in cur.fetchall())
 	assert "USING gin (dimensions)" in indexdefs
-	assert "USING brin" in indexdefs
+	assert ("USING brin" in indexdefs) == (timeseries_path == "native")
 	assert '(metric_name, "time" DESC)' in indexdefs
 	cur.execute(
 		"SELECT indexdef FROM pg_indexes WHERE tablename = 'document_chunks' AND indexdef LIKE '%hnsw%'"
@@ -60,14 +62,14 @@ def test_provision_creates_schemas_tables_and_ledger(db):
 	assert "vector_cosine_ops" in cur.fetchone()[0]
 
 
-def test_provision_twice_is_a_no_op(provisioned):
+def test_provision_twice_is_a_no_op(provisioned, settings, timeseries_path):
 	_db, conn = provisioned
 	cur = conn.cursor()
 	before = catalog_snapshot(cur)
 	cur.execute("SELECT step, checksum, applied_at FROM command.ddl_ledger ORDER BY step")
 	ledger_before = cur.fetchall()
 
-	result = provision.provision(cur)
+	result = provision.provision(cur, settings)
 	conn.commit()
 
 	assert {o.status for o in result.outcomes} == {"unchanged"}
@@ -93,10 +95,10 @@ def test_changed_step_is_reported_and_not_reapplied(provisioned):
 	assert cur.fetchone()[0] == "vector(384)"
 
 
-def test_without_pgvector_install_succeeds_and_names_the_sql(bare_db):
+def test_without_pgvector_install_succeeds_and_names_the_sql(bare_db, settings, timeseries_path):
 	conn = bare_db.connect()
 	cur = conn.cursor()
-	result = provision.provision(cur)
+	result = provision.provision(cur, settings)
 	conn.commit()
 
 	skipped = {o.step: o.detail for o in result.by_status("skipped")}
@@ -108,6 +110,10 @@ def test_without_pgvector_install_succeeds_and_names_the_sql(bare_db):
 	assert all("vector" in detail for detail in skipped.values())
 	assert "CREATE EXTENSION IF NOT EXISTS vector;" in result.summary()
 	assert f"in database {bare_db.name!r}" in result.summary()
+	# TimescaleDB is trusted: the site's own role created it, and no DBA is asked to
+	assert result.capabilities["timescaledb"].installed == (timeseries_path == "timescaledb")
+	assert timeseries.uses_timescale(cur) == (timeseries_path == "timescaledb")
+	assert "timescaledb;" not in result.summary()
 	cur.execute("SELECT to_regclass('lore.document_chunks')")
 	assert cur.fetchone()[0] is None
 	cur.execute("SELECT count(*) FROM command.ddl_ledger WHERE step LIKE 'vectors:%'")
@@ -116,7 +122,7 @@ def test_without_pgvector_install_succeeds_and_names_the_sql(bare_db):
 
 	# The DBA runs the printed SQL; the next migrate completes the install.
 	bare_db.create_extension("vector")
-	result = provision.provision(cur)
+	result = provision.provision(cur, settings)
 	conn.commit()
 	assert {o.step for o in result.by_status("applied")} == set(skipped)
 	cur.execute("SELECT to_regclass('lore.document_chunks') IS NOT NULL")
@@ -144,12 +150,12 @@ def test_large_dimension_uses_halfvec_index(db):
 	assert "halfvec(3072)" in indexdef and "halfvec_cosine_ops" in indexdef
 
 
-def test_drop_schemas_leaves_schemas_it_did_not_create(db):
+def test_drop_schemas_leaves_schemas_it_did_not_create(db, settings, timeseries_path):
 	admin = db.admin().cursor()
 	admin.execute("CREATE SCHEMA auth; CREATE TABLE auth.identities (id int)")
 	conn = db.connect()
 	cur = conn.cursor()
-	result = provision.provision(cur)
+	result = provision.provision(cur, settings)
 	conn.commit()
 	assert "auth" not in result.created_schemas
 
@@ -161,9 +167,14 @@ def test_drop_schemas_leaves_schemas_it_did_not_create(db):
 	assert [r[0] for r in cur.fetchall()] == ["auth"]
 	admin.execute("SELECT to_regclass('auth.identities') IS NOT NULL")
 	assert admin.fetchone()[0]
+	if timeseries_path == "timescaledb":  # TimescaleDB forgot the hypertables and their jobs too
+		admin.execute("SELECT count(*) FROM timescaledb_information.hypertables")
+		assert admin.fetchone()[0] == 0
+		admin.execute("SELECT count(*) FROM timescaledb_information.jobs WHERE hypertable_name IS NOT NULL")
+		assert admin.fetchone()[0] == 0
 
 
-def test_concurrent_provisioning_applies_each_step_once(db):
+def test_concurrent_provisioning_applies_each_step_once(db, settings, timeseries_path):
 	errors = []
 
 	def run():
@@ -174,7 +185,7 @@ def test_concurrent_provisioning_applies_each_step_once(db):
 			for _attempt in range(3):
 				try:
 					with conn.cursor() as cur:
-						provision.provision(cur)
+						provision.provision(cur, settings)
 					conn.commit()
 					return
 				except psycopg2.errors.SerializationFailure:
@@ -194,31 +205,46 @@ def test_concurrent_provisioning_applies_each_step_once(db):
 	cur.execute("SELECT step, count(*) FROM command.ddl_ledger GROUP BY step HAVING count(*) > 1")
 	assert cur.fetchall() == []
 	cur.execute("SELECT count(*) FROM command.ddl_ledger")
-	assert cur.fetchone()[0] == len(provision.all_steps(provision.Settings(), timescale=False))
+	timescale = timeseries_path == "timescaledb"
+	assert cur.fetchone()[0] == len(provision.all_steps(settings, timescale=timescale))
+	assert timeseries.uses_timescale(cur) == timescale
 
 
-def test_capabilities_detect_and_privileged_create(bare_db):
+def test_capabilities_detect_and_privileged_create(bare_db, timescaledb_missing):
 	cur = bare_db.connect().cursor()
 	caps = capabilities.detect(cur)
 	assert list(caps) == list(capabilities.EXTENSIONS)
 	assert not caps["vector"].installed and caps["vector"].available_version
 	assert not caps["vector"].can_create  # the site role is no superuser and vector is not trusted
-	assert caps["timescaledb"].status == "not available on this server"
+	if timescaledb_missing:
+		assert caps["timescaledb"].status in (
+			"not available on this server",
+			"available, needs shared_preload_libraries",
+		)
+		assert not caps["timescaledb"].created_by_provision
+	else:  # trusted: the database's owner may create it, and provision does
+		assert caps["timescaledb"].status == "available, this database role can create it"
+		assert caps["timescaledb"].created_by_provision and caps["timescaledb"].dba_sql() == []
+	report = capabilities.report(caps, bare_db.name)
+	assert ("Created by the next provision" in report) == (not timescaledb_missing)
 
 	assert caps["vector"].status == "available, a superuser must create it"
 	admin = bare_db.admin()
 	admin.autocommit = False  # as `cauldron provision` runs it: one transaction
 	created = capabilities.create_extensions(admin.cursor())
 	admin.commit()
-	assert created == ["vector"]  # timescaledb absent, pg_stat_statements not preloaded
+	# pg_stat_statements is not preloaded on either server
+	assert created == (["vector"] if timescaledb_missing else ["vector", "timescaledb"])
 	cur.connection.rollback()  # a new snapshot
 	assert capabilities.detect(cur)["vector"].installed
 
 
-def test_every_step_names_the_objects_it_makes_and_they_cover_cauldrons_schemas(provisioned):
+def test_every_step_names_the_objects_it_makes_and_they_cover_cauldrons_schemas(
+	provisioned, settings, timeseries_path
+):
 	_db, conn = provisioned
 	cur = conn.cursor()
-	steps = provision.all_steps(provision.Settings(), timescale=False)
+	steps = provision.all_steps(settings, timescale=timeseries_path == "timescaledb")
 	claimed = set()
 	for step in steps:
 		assert step.objects, step.name
@@ -236,8 +262,11 @@ def test_every_step_names_the_objects_it_makes_and_they_cover_cauldrons_schemas(
 		(list(provision.SCHEMAS),),
 	)
 	assert {row[0] for row in cur.fetchall()} - claimed == set()
-	assert ("trigger", "metrics_invalidate_rollup ON synapse.metrics") in steps[3].objects
-	assert ("function", "synapse.log_metrics_invalidation") in steps[3].objects
+	objects = {
+		o for step in steps if step.name.startswith("timeseries:synapse.metrics_hourly") for o in step.objects
+	}
+	assert ("trigger", "metrics_invalidate_rollup ON synapse.metrics") in objects
+	assert ("function", "synapse.log_metrics_invalidation") in objects
 
 
 @pytest.mark.parametrize(

@@ -20,12 +20,13 @@ VIEW_TYPE_EXCEPTIONS = {
 
 
 @pytest.fixture
-def site(db):
-	"""(database, connection as the site role) with Frappe-shaped tables, provisioned, with views."""
+def site(timeseries_path, db, settings):
+	"""(database, connection as the site role) with Frappe-shaped tables, provisioned on each
+	time-series path, with views."""
 	conn = db.connect()
 	with conn.cursor() as cur:
 		create_site_tables(cur)
-		provision.provision(cur)
+		provision.provision(cur, settings)
 		assert views.create_views(cur) == []
 	conn.commit()
 	return db, conn

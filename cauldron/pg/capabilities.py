@@ -60,9 +60,22 @@ class Capability:
 			return "available, this database role can create it"
 		return "available, a superuser must create it"
 
+	@property
+	def created_by_provision(self) -> bool:
+		"""Provision creates it as the connected role: one it may create (a trusted extension, such as
+		timescaledb, by the database's owner), preloaded where it must be."""
+		return (
+			self.name in CREATED_BY_PROVISION
+			and not self.installed
+			and bool(self.available_version)
+			and self.preloaded
+			and self.can_create
+		)
+
 	def dba_sql(self) -> list[str]:
-		"""The statements a DBA must run to enable this capability (empty when installed)."""
-		if self.installed or not self.available_version:
+		"""The statements a DBA must run to enable this capability (empty when installed, or when
+		provision creates it itself)."""
+		if self.installed or not self.available_version or self.created_by_provision:
 			return []
 		sql = []
 		if not self.preloaded:
@@ -107,6 +120,12 @@ def report(capabilities: dict[str, Capability], database: str) -> str:
 	widths = [max(len(r[i]) for r in rows) for i in range(4)]
 	lines = ["  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip() for row in rows]
 	lines.insert(1, "  ".join("-" * w for w in widths))
+	own = [name for name, cap in capabilities.items() if cap.created_by_provision]
+	if own:
+		lines.append("")
+		lines.append(
+			f"Created by the next provision (`bench --site SITE migrate`) as the site's own role: {', '.join(own)}"
+		)
 	todo = [(name, cap) for name, cap in capabilities.items() if cap.dba_sql()]
 	if todo:
 		lines.append("")
@@ -125,17 +144,24 @@ def report(capabilities: dict[str, Capability], database: str) -> str:
 CREATED_BY_PROVISION = ("vector", "timescaledb", "pg_stat_statements")
 
 
-def create_extensions(cur) -> list[str]:
-	"""Create CREATED_BY_PROVISION where the server has them; needs a privileged connection.
+def create_extensions(cur, skip: tuple[str, ...] = ()) -> list[str]:
+	"""Create CREATED_BY_PROVISION (but `skip`) where the server has them and the connected role may:
+	a superuser (`cauldron provision --db-root-username`) creates them all, the site's own role the
+	trusted ones (TimescaleDB), as provision does.
 
-	Returns the names created. One the server lacks, or one that needs a preload the server was not
-	started with, is left out; one that fails is rolled back alone, not with the rest.
+	Returns the names created. One the server lacks, one that needs a preload the server was not
+	started with, or one the role may not create is left out; one that fails is rolled back alone,
+	not with the rest. One that a concurrent transaction created after this one's snapshot (two
+	provisions at REPEATABLE READ) is a serialization failure: this transaction would build on a
+	catalog it cannot see, so it fails whole, to be run again.
 	"""
 	caps = detect(cur)
 	created = []
 	for name in CREATED_BY_PROVISION:
 		cap = caps[name]
-		if cap.installed or not cap.available_version or not cap.preloaded:
+		if name in skip or cap.installed or not cap.available_version or not cap.preloaded:
+			continue
+		if not cap.can_create:
 			continue
 		cur.execute("SAVEPOINT cauldron_extension")
 		try:
@@ -144,6 +170,12 @@ def create_extensions(cur) -> list[str]:
 			cur.execute("ROLLBACK TO SAVEPOINT cauldron_extension")
 			continue
 		cur.execute("RELEASE SAVEPOINT cauldron_extension")
+		cur.execute("SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = %s)", (name,))
+		if not cur.fetchone()[0]:  # it was there already, made by a transaction this one cannot see
+			cur.execute(
+				"DO $$ BEGIN RAISE EXCEPTION 'an extension was created by a concurrent transaction;"
+				" run this one again' USING ERRCODE = 'serialization_failure'; END $$"
+			)
 		created.append(name)
 	return created
 

@@ -32,6 +32,9 @@ class Settings:
 			"core.audit_log": None,
 		}
 	)
+	# Take the TimescaleDB path where the server offers it (the extension is trusted: provision
+	# creates it as the site's own role). False keeps a new database on native partitions.
+	timescaledb: bool = True
 
 
 @dataclass
@@ -87,7 +90,8 @@ def provision(cur, settings: Settings | None = None) -> Result:
 	vectors.check_dimension(settings.embedding_dimension)
 	cur.execute(ledger.PROVISION_LOCK)
 	created = ensure_schemas(cur)
-	caps, installed, timescale = _capabilities(cur)
+	capabilities.create_extensions(cur, skip=() if settings.timescaledb else ("timescaledb",))
+	caps, installed, timescale = _capabilities(cur, settings)
 	outcomes = ledger.apply(cur, all_steps(settings, timescale), installed)
 	timeseries.apply_retention_policies(cur, settings.retention_days)
 	timeseries.maintain_partitions(cur, settings.retention_days)
@@ -97,14 +101,20 @@ def provision(cur, settings: Settings | None = None) -> Result:
 def status(cur, settings: Settings | None = None) -> Result:
 	"""What `provision` would do now, changing nothing (for `cauldron doctor`)."""
 	settings = settings or Settings()
-	caps, installed, timescale = _capabilities(cur)
+	caps, installed, timescale = _capabilities(cur, settings, planned=True)
 	return Result(caps, ledger.check(cur, all_steps(settings, timescale), installed), [], _database(cur))
 
 
-def _capabilities(cur):
+def _capabilities(cur, settings: Settings, planned: bool = False):
+	"""(capabilities, extensions installed, whether the time-series take the TimescaleDB path);
+	`planned` counts the extensions provision would create as installed."""
 	caps = capabilities.detect(cur)
 	installed = {name for name, cap in caps.items() if cap.installed}
-	return caps, installed, "timescaledb" in installed and not _native_already(cur)
+	if planned:
+		installed |= {name for name, cap in caps.items() if cap.created_by_provision}
+	# A database already on hypertables stays there whatever the setting says.
+	wanted = settings.timescaledb or timeseries.uses_timescale(cur)
+	return caps, installed, wanted and "timescaledb" in installed and not _native_already(cur)
 
 
 def _database(cur) -> str:

@@ -9,6 +9,17 @@ Native path:
 - `synapse.metrics_hourly` is a table. A statement trigger on `synapse.metrics` logs the hours each
   insert touches into `synapse.rollup_invalidations` (insert-only: concurrent writers never wait
   on each other), and `refresh_rollups` recomputes exactly those hours.
+
+TimescaleDB path:
+- each table is a hypertable; `maintain_partitions` creates the chunks ahead (as the native path
+  does its partitions), because the first write into a new chunk locks the hypertable against every
+  other chunk creation until it commits. Retention of metrics and security events is TimescaleDB's
+  own policy; core.audit_log's chunks are anchored in the hash chain and dropped by the job, with the
+  same lock timeout and deferral as native partitions;
+- `synapse.metrics_hourly` is a continuous aggregate (materialized only). The same statement trigger
+  logs the hours written, and `refresh_rollups`, the same hourly job, refreshes the aggregate for
+  exactly those hours, late points included: both paths give the same rows after each run. (The
+  seed's policy, with its offsets, left the newest hour out and never saw points older than 3 days.)
 """
 
 import csv
@@ -19,7 +30,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
-from psycopg2 import errors, sql
+from psycopg2 import errors, extensions, sql
 
 from cauldron.pg import CauldronDBError, audit
 from cauldron.pg.ledger import Step
@@ -146,7 +157,11 @@ def steps(timescale: bool) -> list[Step]:
 				f"CREATE INDEX IF NOT EXISTS idx_{table.name}_time_brin"
 				f" ON {table.qualified} USING brin ({table.time_column})",
 			]
-		result.append(Step(f"timeseries:{table.qualified}", ";\n".join([*sql, *table.indexes]), requires))
+		# create_hypertable makes an index on the time column that the SQL does not name
+		made = (("index", f"{table.schema}.{table.name}_{table.time_column}_idx"),) if timescale else ()
+		result.append(
+			Step(f"timeseries:{table.qualified}", ";\n".join([*sql, *table.indexes]), requires, made)
+		)
 	result.append(Step("timeseries:synapse.metrics_hourly", _rollup_sql(timescale), requires))
 	# Applied steps never change; what comes later is a step of its own.
 	result.append(
@@ -157,6 +172,8 @@ def steps(timescale: bool) -> list[Step]:
 			requires,
 		)
 	)
+	if timescale:
+		result.append(Step("timeseries:synapse.metrics_hourly:refresh", TIMESCALE_REFRESH_SQL, requires))
 	return result
 
 
@@ -173,7 +190,8 @@ WITH NO DATA;
 SELECT add_continuous_aggregate_policy('synapse.metrics_hourly',
 	start_offset => INTERVAL '3 days', end_offset => INTERVAL '1 hour',
 	schedule_interval => INTERVAL '1 hour', if_not_exists => TRUE)"""
-	return """
+	return (
+		"""
 CREATE TABLE IF NOT EXISTS synapse.metrics_hourly (
 	bucket timestamptz NOT NULL,
 	metric_name varchar(100) NOT NULL,
@@ -183,7 +201,15 @@ CREATE TABLE IF NOT EXISTS synapse.metrics_hourly (
 	max_value double precision NOT NULL,
 	sample_count bigint NOT NULL,
 	PRIMARY KEY (bucket, metric_name, dimensions)
-);
+);"""
+		+ INVALIDATION_SQL
+	)
+
+
+# The hours each insert statement touches, logged for refresh_rollups (both paths). Insert-only, so
+# concurrent writers never wait on each other. (Statement triggers with a transition table work on
+# hypertables too; only row triggers with one are refused there.)
+INVALIDATION_SQL = """
 CREATE TABLE IF NOT EXISTS synapse.rollup_invalidations (
 	bucket timestamptz NOT NULL
 );
@@ -198,6 +224,14 @@ DROP TRIGGER IF EXISTS metrics_invalidate_rollup ON synapse.metrics;
 CREATE TRIGGER metrics_invalidate_rollup AFTER INSERT ON synapse.metrics
 	REFERENCING NEW TABLE AS new_points FOR EACH STATEMENT
 	EXECUTE FUNCTION synapse.log_metrics_invalidation()"""
+
+# TimescaleDB: refresh_rollups refreshes the continuous aggregate for the logged hours, in place of
+# the seed's policy (its end offset left the newest hour out, its start offset every late point).
+TIMESCALE_REFRESH_SQL = (
+	INVALIDATION_SQL.lstrip("\n")
+	+ """;
+SELECT remove_continuous_aggregate_policy('synapse.metrics_hourly', if_exists => TRUE)"""
+)
 
 
 def uses_timescale(cur) -> bool:
@@ -238,6 +272,18 @@ def apply_retention_policies(cur, retention_days: dict[str, int | None]) -> None
 		return
 	for table in TABLES:
 		if table is AUDIT_LOG:
+			continue
+		# A policy already keeping the same number of days is left alone, with its job id and history.
+		cur.execute(
+			"""
+			SELECT (config->>'drop_after')::interval FROM timescaledb_information.jobs
+			WHERE proc_name = 'policy_retention' AND hypertable_schema = %s AND hypertable_name = %s
+			""",
+			(table.schema, table.name),
+		)
+		current = [row[0] for row in cur.fetchall()]
+		wanted = [timedelta(days=days[table])] if days[table] else []
+		if current == wanted:
 			continue
 		cur.execute("SELECT remove_retention_policy(%s, if_exists => TRUE)", (table.qualified,))
 		if days[table]:
@@ -338,21 +384,29 @@ def ensure_partition(cur, table: TimeSeriesTable, start: datetime) -> bool:
 def maintain_partitions(
 	cur, retention_days: dict[str, int | None], now: datetime | None = None
 ) -> dict[str, dict[str, list[str]]]:
-	"""The daily job: partitions ahead, rows out of the default partition, retention.
+	"""The daily job: partitions (TimescaleDB: chunks) ahead, rows out of the default partition,
+	retention.
 
-	Retention drops whole partitions (TimescaleDB: core.audit_log's chunks) whose every row is older
-	than the limit; it never DELETEs. Returns, per table, the partitions created, dropped, and
-	deferred because their lock was not free within LOCK_TIMEOUT.
+	Retention drops whole partitions (TimescaleDB: core.audit_log's chunks; the other tables have
+	TimescaleDB's retention policies) whose every row is older than the limit; it never DELETEs.
+	Returns, per table, the partitions or chunks created, dropped, and deferred because their lock
+	was not free within LOCK_TIMEOUT.
 	"""
 	now = now or datetime.now(timezone.utc)
 	days = {table: retention(retention_days, table) for table in TABLES}
-	if uses_timescale(cur):
-		return {AUDIT_LOG.qualified: _drop_audit_chunks(cur, days[AUDIT_LOG], now)}
+	timescale = uses_timescale(cur)
 	cur.execute("SELECT current_setting('lock_timeout')")
 	(previous_timeout,) = cur.fetchone()
 	cur.execute("SELECT set_config('lock_timeout', %s, true)", (LOCK_TIMEOUT,))
 	report = {}
 	try:
+		if timescale:
+			for table in TABLES:
+				report[table.qualified] = _ensure_chunks(cur, table, now)
+			dropped, deferred = _drop_audit_chunks(cur, days[AUDIT_LOG], now)
+			report[AUDIT_LOG.qualified]["dropped"] = dropped
+			report[AUDIT_LOG.qualified]["deferred"] += deferred
+			return report
 		for table in TABLES:
 			done = {"created": [], "dropped": [], "deferred": []}
 			starts = []
@@ -378,7 +432,9 @@ def maintain_partitions(
 						done["deferred" if waited else "dropped"].append(name)
 			report[table.qualified] = done
 	finally:
-		cur.execute("SELECT set_config('lock_timeout', %s, true)", (previous_timeout,))
+		# (an aborted transaction ends with its settings; resetting there would hide the error)
+		if cur.connection.get_transaction_status() != extensions.TRANSACTION_STATUS_INERROR:
+			cur.execute("SELECT set_config('lock_timeout', %s, true)", (previous_timeout,))
 	return report
 
 
@@ -402,17 +458,107 @@ def _drop_partition(cur, table: TimeSeriesTable, name: str) -> None:
 	cur.execute(sql.SQL("DROP TABLE {}").format(relation))
 
 
-def _drop_audit_chunks(cur, days: int | None, now: datetime) -> dict[str, list[str]]:
-	"""TimescaleDB path: core.audit_log's retention, anchoring each chunk before drop_chunks."""
+# --- TimescaleDB chunks ------------------------------------------------------------------------
+
+
+def _chunk_ranges(cur, table: TimeSeriesTable) -> tuple[int, list[tuple[int, int]]]:
+	"""The hypertable's chunk width and its chunks' (start, end), in TimescaleDB's internal time
+	(microseconds since the Unix epoch)."""
+	cur.execute(
+		"""
+		SELECT d.interval_length FROM _timescaledb_catalog.dimension d
+		JOIN _timescaledb_catalog.hypertable h ON h.id = d.hypertable_id
+		WHERE h.schema_name = %s AND h.table_name = %s AND d.column_name = %s
+		""",
+		(table.schema, table.name, table.time_column),
+	)
+	(width,) = cur.fetchone()
+	cur.execute(
+		"""
+		SELECT s.range_start, s.range_end FROM _timescaledb_catalog.chunk c
+		JOIN _timescaledb_catalog.hypertable h ON h.id = c.hypertable_id
+		JOIN _timescaledb_catalog.chunk_constraint k ON k.chunk_id = c.id
+		JOIN _timescaledb_catalog.dimension_slice s ON s.id = k.dimension_slice_id
+		WHERE h.schema_name = %s AND h.table_name = %s
+		""",
+		(table.schema, table.name),
+	)
+	return width, cur.fetchall()
+
+
+def _internal_time(moment: datetime) -> int:
+	return (moment - datetime(1970, 1, 1, tzinfo=timezone.utc)) // timedelta(microseconds=1)
+
+
+def _ensure_chunks(cur, table: TimeSeriesTable, now: datetime) -> dict[str, list[str]]:
+	"""Create the chunks of the current period and AHEAD periods ahead, as the native path does its
+	partitions: a writer into a period whose chunk exists takes no lock another writer waits on.
+
+	Each chunk gets the range TimescaleDB itself would give it (its width, aligned on the epoch); a
+	range a chunk already overlaps (the width was changed by hand) is left to TimescaleDB.
+	"""
+	done = {"created": [], "dropped": [], "deferred": []}
+	width, existing = _chunk_ranges(cur, table)
+	horizon = period_start(now, table.period)
+	for _ in range(AHEAD[table.period] + 1):
+		horizon = period_end(horizon, table.period)
+	start = _internal_time(now) // width * width
+	while start < _internal_time(horizon):
+		end = start + width
+		if not any(low < end and start < high for low, high in existing):
+			waited, chunk = _without_waiting(cur, _create_chunk, cur, table, start, end)
+			if waited:
+				label = datetime(1970, 1, 1, tzinfo=timezone.utc) + timedelta(microseconds=start)
+				done["deferred"].append(f"{table.name} chunk from {label:%Y-%m-%d %H:%M}")
+			else:
+				done["created"].append(chunk)
+		start = end
+	return done
+
+
+def _create_chunk(cur, table: TimeSeriesTable, start: int, end: int) -> str:
+	# TimescaleDB's own chunk creation (what an insert into the range would do), without a row.
+	cur.execute(
+		"SELECT format('%%I.%%I', schema_name, table_name)"
+		" FROM _timescaledb_functions.create_chunk(%s::regclass, %s::jsonb)",
+		(table.qualified, json.dumps({table.time_column: [start, end]})),
+	)
+	return cur.fetchone()[0]
+
+
+def _drop_audit_chunks(cur, days: int | None, now: datetime) -> tuple[list[str], list[str]]:
+	"""TimescaleDB path: core.audit_log's retention, (dropped, deferred) chunks.
+
+	Each chunk is locked (within LOCK_TIMEOUT, else deferred to the next run, as native partitions
+	are), anchored in the hash chain, then dropped with drop_chunks over exactly its range.
+	"""
 	if not days:
-		return {"created": [], "dropped": [], "deferred": []}
+		return [], []
 	cutoff = now - timedelta(days=days)
-	cur.execute("SELECT chunk::text FROM show_chunks('core.audit_log', older_than => %s) AS chunk", (cutoff,))
-	chunks = [row[0] for row in cur.fetchall()]
-	for chunk in chunks:
-		audit.anchor_before_drop(cur, sql.SQL(chunk))  # regclass text: already quoted by Postgres
-	cur.execute("SELECT drop_chunks('core.audit_log', older_than => %s)", (cutoff,))
-	return {"created": [], "dropped": chunks, "deferred": []}
+	cur.execute(
+		"""
+		SELECT format('%%I.%%I', chunk_schema, chunk_name), range_start, range_end
+		FROM timescaledb_information.chunks
+		WHERE hypertable_schema = 'core' AND hypertable_name = 'audit_log' AND range_end <= %s
+		ORDER BY range_start
+		""",
+		(cutoff,),
+	)
+	dropped, deferred = [], []
+	for chunk, low, high in cur.fetchall():
+		waited, _ = _without_waiting(cur, _drop_audit_chunk, cur, chunk, low, high)
+		(deferred if waited else dropped).append(chunk)
+	return dropped, deferred
+
+
+def _drop_audit_chunk(cur, chunk: str, low: datetime, high: datetime) -> None:
+	relation = sql.SQL(chunk)  # quoted by format('%I.%I') above
+	cur.execute(sql.SQL("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE").format(relation))
+	audit.anchor_before_drop(cur, relation)
+	cur.execute(
+		"SELECT drop_chunks('core.audit_log', older_than => %s::timestamptz, newer_than => %s::timestamptz)",
+		(high, low),
+	)
 
 
 # --- metrics -----------------------------------------------------------------------------------
@@ -458,10 +604,19 @@ def write_metrics(cur, points: Iterable[tuple]) -> int:
 def refresh_rollups(cur) -> int:
 	"""Recompute the hours of `synapse.metrics_hourly` touched since the last refresh; returns how many.
 
-	On TimescaleDB the continuous aggregate policy does this; the call is then a no-op.
+	On TimescaleDB this refreshes the continuous aggregate for those hours, which TimescaleDB allows
+	only outside a transaction: call it with no transaction open on the cursor's connection (it
+	runs in autocommit and leaves the connection as it found it).
 	"""
+	conn = cur.connection
+	idle = conn.autocommit or conn.get_transaction_status() == extensions.TRANSACTION_STATUS_IDLE
 	if uses_timescale(cur):
-		return 0
+		if not idle:
+			raise CauldronDBError(
+				"on TimescaleDB, refresh_rollups refreshes a continuous aggregate, which cannot run"
+				" inside a transaction: commit first"
+			)
+		return _refresh_continuous_aggregate(conn)
 	cur.execute("SELECT pg_advisory_xact_lock(hashtext('cauldron.metrics_hourly'))")
 	cur.execute(
 		"""
@@ -494,3 +649,53 @@ def refresh_rollups(cur) -> int:
 	count = cur.fetchone()[0]
 	cur.execute("DROP TABLE rollup_buckets")
 	return count
+
+
+def _refresh_continuous_aggregate(conn) -> int:
+	"""TimescaleDB: refresh synapse.metrics_hourly over each run of logged hours, then forget the log
+	rows that were read (rows logged meanwhile stay for the next run)."""
+	autocommit = conn.autocommit
+	if not autocommit:
+		conn.rollback()  # only uses_timescale's read was open
+		conn.autocommit = True
+	try:
+		with conn.cursor() as cur:
+			# One refresher at a time; a session lock, since every statement commits on its own.
+			cur.execute("SELECT pg_advisory_lock(hashtext('cauldron.metrics_hourly'))")
+			try:
+				cur.execute("SELECT ctid::text, bucket FROM synapse.rollup_invalidations")
+				logged = cur.fetchall()
+				hours = sorted({bucket for _ctid, bucket in logged})
+				# force (TimescaleDB 2.18+): recompute the logged hours whatever TimescaleDB's own
+				# invalidation log says. 2.29 logs none for a COPY into a hypertable that has a
+				# statement trigger with a transition table, as synapse.metrics does.
+				cur.execute(
+					"SELECT EXISTS (SELECT 1 FROM pg_proc WHERE proname = 'refresh_continuous_aggregate'"
+					" AND 'force' = ANY(proargnames))"
+				)
+				force = ", force => TRUE" if cur.fetchone()[0] else ""
+				for low, high in _runs(hours):
+					cur.execute(
+						f"CALL refresh_continuous_aggregate('synapse.metrics_hourly', %s, %s{force})",
+						(low, high),
+					)
+				cur.execute(
+					"DELETE FROM synapse.rollup_invalidations WHERE ctid = ANY(%s::tid[])",
+					([ctid for ctid, _bucket in logged],),
+				)
+			finally:
+				cur.execute("SELECT pg_advisory_unlock(hashtext('cauldron.metrics_hourly'))")
+	finally:
+		conn.autocommit = autocommit
+	return len(hours)
+
+
+def _runs(hours: list[datetime]) -> list[tuple[datetime, datetime]]:
+	"""Sorted hours merged into [low, high) runs of consecutive hours."""
+	runs = []
+	for hour in hours:
+		if runs and runs[-1][1] == hour:
+			runs[-1][1] = hour + timedelta(hours=1)
+		else:
+			runs.append([hour, hour + timedelta(hours=1)])
+	return [(low, high) for low, high in runs]
