@@ -19,7 +19,7 @@ from pathlib import Path
 import psycopg2
 from psycopg2 import sql
 
-from cauldron.pg import embedded, provision
+from cauldron.pg import embedded, provision, timeseries
 
 DSN_VARIABLE = "CAULDRON_BENCH_DSN"
 REPORTED_SETTINGS = (
@@ -68,9 +68,42 @@ def _autocommit(dsn: str):
 	return conn
 
 
+TIMESERIES_PATHS = ("native", "timescaledb")
+
+
+def add_path_argument(parser: argparse.ArgumentParser) -> None:
+	parser.add_argument(
+		"--path",
+		choices=(*TIMESERIES_PATHS, "both"),
+		default="both",
+		help="time-series path to measure (default both: TimescaleDB where the server offers it)",
+	)
+
+
+def timeseries_paths(server_dsn: str, wanted: str) -> list[str]:
+	"""The paths to measure: `wanted` (native | timescaledb | both), less TimescaleDB where the server
+	does not offer it (said on stdout)."""
+	with closing(_autocommit(server_dsn)) as conn, conn.cursor() as cur:
+		cur.execute(
+			"SELECT EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb')"
+			" AND EXISTS (SELECT 1 FROM pg_settings WHERE name LIKE 'timescaledb.%')"
+		)
+		offered = cur.fetchone()[0]
+	paths = list(TIMESERIES_PATHS) if wanted == "both" else [wanted]
+	if "timescaledb" in paths and not offered:
+		print("TimescaleDB: not offered by this server (CAULDRON_BENCH_DSN can name one); native path only")
+		paths.remove("timescaledb")
+	return paths
+
+
+def path_settings(path: str, **kwargs) -> provision.Settings:
+	return provision.Settings(timescaledb=path == "timescaledb", **kwargs)
+
+
 @contextmanager
 def provisioned_database(server_dsn: str, settings: provision.Settings | None = None) -> Iterator:
-	"""A connection to a new database with pgvector, provisioned by Cauldron; dropped afterwards."""
+	"""A connection to a new database with pgvector, provisioned by Cauldron (on TimescaleDB where the
+	server offers it, unless `settings` says native); dropped afterwards."""
 	name = f"cauldron_bench_{uuid.uuid4().hex[:12]}"
 	with closing(_autocommit(server_dsn)) as admin, admin.cursor() as cur:
 		cur.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
@@ -109,6 +142,18 @@ def describe_server(conn) -> None:
 	source = "CAULDRON_BENCH_DSN" if os.environ.get(DSN_VARIABLE) else "embedded, temporary data directory"
 	print(f"server: PostgreSQL {version}, pgvector {vector} ({source}); {os.cpu_count()} CPUs")
 	print(f"settings: {settings}")
+	print(f"time-series path: {path_description(conn)}")
+
+
+def path_description(conn) -> str:
+	with conn.cursor() as cur:
+		if timeseries.uses_timescale(cur):
+			cur.execute("SELECT extversion FROM pg_extension WHERE extname = 'timescaledb'")
+			text = f"TimescaleDB {cur.fetchone()[0]} (hypertables, continuous aggregate)"
+		else:
+			text = "native (range partitions, rollup table)"
+	conn.rollback()
+	return text
 
 
 def timed(action: Callable[[], object]) -> tuple[float, object]:

@@ -3,9 +3,12 @@
 Batched means COPY through timeseries.write_metrics (the product's path) and, for comparison, a
 multi-row INSERT through psycopg2's execute_values. Every method commits once per batch, as a
 request writing a batch would, so they differ only in how the points reach the server. The table is
-emptied before each run so that every run starts alike; the methods take turns within each round.
+emptied before each run so that every run starts alike (its partitions or chunks for the day made
+again by the daily job first); the methods take turns within each round. Each time-series path the
+server offers is measured in a database of its own: native partitions, and TimescaleDB hypertables.
 
-	python -m benchmarks.metrics_ingest [--points N] [--single-points N] [--batch-size N] [--quick]
+	python -m benchmarks.metrics_ingest [--points N] [--single-points N] [--batch-size N]
+		[--path native|timescaledb|both] [--quick]
 """
 
 import argparse
@@ -76,10 +79,12 @@ METHODS = {COPY: write_copy, VALUES: write_values, ONE_BY_ONE: write_one_by_one}
 BATCHED = (COPY, VALUES)
 
 
-def run(conn, write, points: list[tuple], batch_size: int) -> float:
+def run(conn, write, points: list[tuple], batch_size: int, day: datetime) -> float:
 	"""Seconds to write `points` batch by batch, one commit per batch, into an emptied table."""
 	with conn.cursor() as cur:
 		cur.execute("TRUNCATE synapse.metrics, synapse.rollup_invalidations")
+		# TRUNCATE drops a hypertable's chunks: the daily job makes them again, as it would have
+		timeseries.maintain_partitions(cur, provision.Settings().retention_days, now=day)
 	conn.commit()
 
 	def write_all() -> None:
@@ -110,6 +115,7 @@ def main() -> None:
 	)
 	parser.add_argument("--batch-size", type=int, help="points per batch and commit (default 1,000)")
 	parser.add_argument("--repeats", type=int, help="runs per method; the median is reported (default 5)")
+	common.add_path_argument(parser)
 	args = common.arguments(
 		parser,
 		defaults={"points": 200_000, "single_points": 20_000, "batch_size": 1_000, "repeats": 5},
@@ -118,19 +124,33 @@ def main() -> None:
 	day = timeseries.period_start(datetime.now(timezone.utc), "day")
 	points = make_points(args.points, day, seed=1)
 	samples = {COPY: points, VALUES: points, ONE_BY_ONE: make_points(args.single_points, day, seed=2)}
-	with common.server() as dsn, common.provisioned_database(dsn) as conn:
-		common.describe_server(conn)
-		with conn.cursor() as cur:
-			timeseries.maintain_partitions(cur, provision.Settings().retention_days, now=day)
-		conn.commit()
+	rates = {}
+	with common.server() as dsn:
+		for path in common.timeseries_paths(dsn, args.path):
+			common.heading(f"path: {path}")
+			with common.provisioned_database(dsn, common.path_settings(path)) as conn:
+				common.describe_server(conn)
+				with conn.cursor() as cur:
+					timeseries.maintain_partitions(cur, provision.Settings().retention_days, now=day)
+				conn.commit()
+				elapsed = {name: [] for name in METHODS}
+				for _ in range(args.repeats):
+					for name, write in METHODS.items():
+						elapsed[name].append(run(conn, write, samples[name], args.batch_size, day))
+			rates[path] = report(path, elapsed, samples, args)
+	if len(rates) > 1:
+		common.heading("side by side: points/s, native and TimescaleDB, same server and sizes")
+		for name in METHODS:
+			native, timescale = rates["native"][name], rates["timescaledb"][name]
+			common.figure(
+				name,
+				f"native {native:>9,.0f}  timescaledb {timescale:>9,.0f}  ratio ts/native {timescale / native:.2f}",
+			)
 
-		elapsed = {name: [] for name in METHODS}
-		for _ in range(args.repeats):
-			for name, write in METHODS.items():
-				elapsed[name].append(run(conn, write, samples[name], args.batch_size))
 
+def report(path: str, elapsed: dict, samples: dict, args) -> dict[str, float]:
 	common.heading(
-		f"metrics ingest: points spread over {day:%Y-%m-%d} (UTC), {len(METRIC_NAMES)} metric names,"
+		f"metrics ingest ({path}): points spread over one day (UTC), {len(METRIC_NAMES)} metric names,"
 		f" {len(DIMENSIONS)} dimension sets; batches of {args.batch_size:,}, one commit per batch;"
 		f" median of {args.repeats} runs"
 	)
@@ -147,6 +167,7 @@ def main() -> None:
 	for name in BATCHED:
 		met = rates[name] >= TARGET_POINTS_PER_SECOND
 		common.figure(f"target >= {TARGET_POINTS_PER_SECOND:,} points/s, {name}", common.verdict(met))
+	return rates
 
 
 if __name__ == "__main__":

@@ -5,8 +5,12 @@ The points are generated server-side (INSERT ... SELECT generate_series) evenly 
 `--days` days, `--metrics` metric names times 4 dimension sets, into day partitions made first.
 The dashboard query is hourly avg/min/max/count of one metric over the last 7 days; each form
 runs once to warm the cache (its result is compared with the other's), then `--repeats` times in a row.
+Each time-series path the server offers is measured in a database of its own: native day partitions
+and a rollup table, and TimescaleDB day chunks and a continuous aggregate (refresh_rollups refreshes
+it for the hours written).
 
-	python -m benchmarks.rollups [--points N] [--days N] [--metrics N] [--repeats N] [--quick]
+	python -m benchmarks.rollups [--points N] [--days N] [--metrics N] [--repeats N]
+		[--path native|timescaledb|both] [--quick]
 """
 
 import argparse
@@ -56,6 +60,9 @@ QUERIES = {
 
 
 def create_partitions(cur, start: datetime, end: datetime) -> None:
+	"""Day partitions over the span (native); on TimescaleDB the load makes its chunks."""
+	if timeseries.uses_timescale(cur):
+		return
 	day = timeseries.period_start(start, "day")
 	while day < end:
 		timeseries.ensure_partition(cur, timeseries.METRICS, day)
@@ -132,6 +139,7 @@ def main() -> None:
 	parser.add_argument("--repeats", type=int, help="timed runs of each query (default 7)")
 	parser.add_argument("--batch-size", type=int, help="points in the new batch (default 1,000)")
 	parser.add_argument("--incremental-repeats", type=int, help="batch + refresh rounds (default 5)")
+	common.add_path_argument(parser)
 	args = common.arguments(
 		parser,
 		defaults={
@@ -149,9 +157,34 @@ def main() -> None:
 	# Whole hours, so that the raw aggregate and the rollup cover the same points.
 	until = end.replace(minute=0, second=0) + timedelta(hours=1)
 	since = until - timedelta(days=DASHBOARD_DAYS)
-	rng = random.Random(1)
+	results = {}
+	with common.server() as dsn:
+		for path in common.timeseries_paths(dsn, args.path):
+			common.heading(f"path: {path}")
+			results[path] = measure(dsn, path, args, start, end, since, until)
+	if len(results) > 1:
+		common.heading("side by side: native and TimescaleDB, same server and sizes")
+		rows = [
+			("load (points/s)", "load_rate", "{:,.0f}"),
+			("full refresh_rollups (s)", "full_refresh", "{:.2f}"),
+			("incremental refresh_rollups (ms, median)", "incremental", "{:.1f}"),
+		]
+		for name in QUERIES:
+			rows += [(f"{name}: from raw (ms)", f"raw {name}", "{:.2f}")]
+			rows += [(f"{name}: from rollup (ms)", f"rollup {name}", "{:.2f}")]
+		for label, key, fmt in rows:
+			native, timescale = results["native"][key], results["timescaledb"][key]
+			common.figure(
+				label,
+				f"native {fmt.format(native):>9}  timescaledb {fmt.format(timescale):>9}"
+				f"  ts/native {timescale / native:.2f}",
+			)
 
-	with common.server() as dsn, common.provisioned_database(dsn) as conn:
+
+def measure(dsn: str, path: str, args, start, end, since, until) -> dict[str, float]:
+	"""Load, refresh and query on one time-series path; prints the figures and returns the main ones."""
+	rng = random.Random(1)
+	with common.provisioned_database(dsn, common.path_settings(path)) as conn:
 		common.describe_server(conn)
 		with conn.cursor() as cur:
 			create_partitions(cur, start, end)
@@ -187,9 +220,10 @@ def main() -> None:
 			incremental.append(elapsed)
 			incremental_hours.append(hours)
 
+	container = "day partitions" if path == "native" else "day chunks"
 	common.heading(
-		f"data: {args.points:,} points over {args.days} days, {args.metrics} metric names x"
-		f" {len(DIMENSIONS)} dimension sets, in day partitions"
+		f"data ({path}): {args.points:,} points over {args.days} days, {args.metrics} metric names x"
+		f" {len(DIMENSIONS)} dimension sets, in {container}"
 	)
 	common.figure(
 		"load (INSERT ... SELECT generate_series)",
@@ -206,8 +240,8 @@ def main() -> None:
 	)
 	common.figure("  hours recomputed by each incremental refresh", ", ".join(map(str, incremental_hours)))
 	common.heading(
-		f"dashboard query: hourly avg/min/max/count of metric.0 over the last {DASHBOARD_DAYS} days,"
-		f" median of {args.repeats} warm runs"
+		f"dashboard query ({path}): hourly avg/min/max/count of metric.0 over the last {DASHBOARD_DAYS}"
+		f" days, median of {args.repeats} warm runs"
 	)
 	for name, (raw, rollup) in timings.items():
 		print(f"  {name}")
@@ -215,6 +249,14 @@ def main() -> None:
 		common.figure("  from the rollup (synapse.metrics_hourly)", common.milliseconds(rollup))
 		common.figure("  ratio raw / rollup", f"{raw / rollup:.0f}x")
 		common.figure("  same result from both", "yes" if checks[name] else "NO")
+	figures = {
+		"load_rate": args.points / load,
+		"full_refresh": full_refresh,
+		"incremental": common.median(incremental) * 1000,
+	}
+	for name, (raw, rollup) in timings.items():
+		figures[f"raw {name}"], figures[f"rollup {name}"] = raw * 1000, rollup * 1000
+	return figures
 
 
 if __name__ == "__main__":
