@@ -53,8 +53,7 @@ def provision_command(context, db_root_username, db_root_password, reader_role):
 	Also creates the read-only role for SQL consumers; the site's own database user then grants it
 	the seed views, again after every migrate.
 	"""
-	import psycopg2
-
+	from cauldron import db
 	from cauldron.pg import capabilities, views
 	from cauldron.setup.install import create_seed_views, grant_sql_reader, provision_site
 
@@ -62,20 +61,10 @@ def provision_command(context, db_root_username, db_root_password, reader_role):
 		conf = frappe.conf
 		if reader_role is None:
 			reader_role = views.reader_role_name(conf.db_name)
-		root = psycopg2.connect(
-			host=conf.db_host or "127.0.0.1",
-			port=conf.db_port or 5432,
-			dbname=conf.db_name,
-			user=db_root_username,
-			password=db_root_password,
-		)
-		try:
-			with root, root.cursor() as cur:
-				created = capabilities.create_extensions(cur)
-				if reader_role:
-					views.create_reader_role(cur, reader_role)
-		finally:
-			root.close()
+		with db.cursor_as(db_root_username, db_root_password) as cur:
+			created = capabilities.create_extensions(cur)
+			if reader_role:
+				views.create_reader_role(cur, reader_role)
 		click.echo(f"Extensions created in {conf.db_name}: {', '.join(created) or 'none needed'}")
 		provision_site()
 		create_seed_views()

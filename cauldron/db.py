@@ -5,7 +5,10 @@ which breaks DDL and vector queries. A raw psycopg2 cursor of the same connectio
 request's transaction, so Cauldron's writes commit or roll back with the document they belong to.
 """
 
+from contextlib import contextmanager
+
 import frappe
+import psycopg2
 
 from cauldron.pg import provision
 
@@ -29,6 +32,29 @@ def cursor():
 	if not frappe.db._conn:
 		frappe.db.connect()
 	return frappe.db._conn.cursor()
+
+
+def connect_as(user: str, password: str | None):
+	"""A new connection to the site's database as another role (a superuser, a reader's login)."""
+	conf = frappe.conf
+	return psycopg2.connect(
+		host=conf.db_host or "127.0.0.1",
+		port=conf.db_port or 5432,
+		dbname=conf.db_name,
+		user=user,
+		password=password,
+	)
+
+
+@contextmanager
+def cursor_as(user: str, password: str | None):
+	"""A cursor of `connect_as`, in one transaction committed on success, closed after."""
+	conn = connect_as(user, password)
+	try:
+		with conn, conn.cursor() as cur:
+			yield cur
+	finally:
+		conn.close()
 
 
 def settings(doc=None) -> provision.Settings:

@@ -12,27 +12,9 @@ from contextlib import contextmanager
 
 import click
 import frappe
-import psycopg2
 
+from cauldron import db
 from cauldron.pg import provision
-
-
-@contextmanager
-def root_cursor(username: str, password: str | None):
-	"""A superuser's cursor in the site's database, in one transaction committed on success."""
-	conf = frappe.conf
-	conn = psycopg2.connect(
-		host=conf.db_host or "127.0.0.1",
-		port=conf.db_port or 5432,
-		dbname=conf.db_name,
-		user=username,
-		password=password,
-	)
-	try:
-		with conn, conn.cursor() as cur:
-			yield cur
-	finally:
-		conn.close()
 
 
 @contextmanager
@@ -47,13 +29,13 @@ def extensions_before_load(username: str, password: str | None):
 		if not source_sql:
 			return original(verbose, source_sql)
 		extensions = provision.dump_extensions(source_sql)
-		with root_cursor(username, password) as cur:
+		with db.cursor_as(username, password) as cur:
 			created = provision.prepare_restore(cur, extensions)
 		click.echo(f"Created before the load, as {username}: {', '.join(created) or 'no extension needed'}")
 		try:
 			return original(verbose, source_sql)
 		finally:
-			with root_cursor(username, password) as cur:
+			with db.cursor_as(username, password) as cur:
 				provision.finish_restore(cur)
 
 	setup_db.bootstrap_database = bootstrap_database

@@ -3,7 +3,6 @@
 runner collects test_*.py only)."""
 
 import frappe
-import psycopg2
 from psycopg2 import errors, sql
 
 from cauldron import db
@@ -90,7 +89,7 @@ def reader_role() -> str:
 def make_login(root_user: str, root_password: str, login: str, password: str) -> str:
 	"""As the superuser: a login role holding this site's reader role (made by `cauldron provision`)."""
 	reader = reader_role()
-	with _root(root_user, root_password) as cur:
+	with db.cursor_as(root_user, root_password) as cur:
 		cur.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(login)))
 		cur.execute(sql.SQL("CREATE ROLE {} LOGIN PASSWORD %s").format(sql.Identifier(login)), (password,))
 		cur.execute(sql.SQL("GRANT {} TO {}").format(sql.Identifier(reader), sql.Identifier(login)))
@@ -99,26 +98,19 @@ def make_login(root_user: str, root_password: str, login: str, password: str) ->
 
 def as_root(root_user: str, root_password: str, statement: str) -> None:
 	"""Run one statement as the superuser in this site's database (what a DBA does)."""
-	with _root(root_user, root_password) as cur:
+	with db.cursor_as(root_user, root_password) as cur:
 		cur.execute(statement)
 
 
 def drop_login(root_user: str, root_password: str, login: str) -> None:
-	with _root(root_user, root_password) as cur:
+	with db.cursor_as(root_user, root_password) as cur:
 		cur.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(login)))
 
 
 def read_as(login: str, password: str) -> str:
 	"""Connect to this site's database as `login` and read core.users and core.audit_log:
 	"read" or "denied"."""
-	conf = frappe.conf
-	conn = psycopg2.connect(
-		host=conf.db_host or "127.0.0.1",
-		port=conf.db_port or 5432,
-		dbname=conf.db_name,
-		user=login,
-		password=password,
-	)
+	conn = db.connect_as(login, password)
 	try:
 		with conn.cursor() as cur:
 			cur.execute("SELECT count(*) FROM core.users")
@@ -128,22 +120,3 @@ def read_as(login: str, password: str) -> str:
 		return "denied"
 	finally:
 		conn.close()
-
-
-class _root:
-	def __init__(self, user, password):
-		conf = frappe.conf
-		self.conn = psycopg2.connect(
-			host=conf.db_host or "127.0.0.1",
-			port=conf.db_port or 5432,
-			dbname=conf.db_name,
-			user=user,
-			password=password,
-		)
-		self.conn.autocommit = True
-
-	def __enter__(self):
-		return self.conn.cursor()
-
-	def __exit__(self, *exc):
-		self.conn.close()
