@@ -11,6 +11,7 @@ the median of the runs is reported.
 """
 
 import argparse
+import json
 import threading
 
 import psycopg2
@@ -33,6 +34,25 @@ def enqueue_one_per_transaction(conn, keys: list[str]) -> None:
 		for key in keys:
 			queue.enqueue(cur, Q, key, {"doctype": "Lore Document", "name": key})
 			conn.commit()
+
+
+def enqueue_in_one_transaction(conn, keys: list[str]) -> None:
+	"""The statement's own cost: what an enqueue adds to the transaction of the change it belongs to."""
+	with conn.cursor() as cur:
+		for key in keys:
+			queue.enqueue(cur, Q, key, {"doctype": "Lore Document", "name": key})
+	conn.commit()
+
+
+def insert_plain_in_one_transaction(conn, keys: list[str]) -> None:
+	"""Baseline: a one-row INSERT of the same values into a table with a primary key only."""
+	with conn.cursor() as cur:
+		for key in keys:
+			cur.execute(
+				"INSERT INTO bench_plain (queue, key, payload) VALUES (%s, %s, %s::jsonb)",
+				(Q, key, json.dumps({"doctype": "Lore Document", "name": key})),
+			)
+	conn.commit()
 
 
 def enqueue_bulk(conn, keys: list[str]) -> None:
@@ -114,7 +134,27 @@ def main() -> None:
 		common.describe_server(conn)
 		dbname = conn.get_dsn_parameters()["dbname"]
 		db_dsn = psycopg2.extensions.make_dsn(dsn, dbname=dbname)
+		with conn.cursor() as cur:
+			cur.execute(
+				"CREATE TABLE bench_plain (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, queue text,"
+				" key text, payload jsonb)"
+			)
+		conn.commit()
 		for _ in range(args.repeats):
+			_empty(conn)
+			record(
+				"enqueue statement inside the change's transaction",
+				len(keys),
+				common.seconds(lambda: enqueue_in_one_transaction(conn, keys)),
+			)
+			with conn.cursor() as cur:
+				cur.execute("TRUNCATE bench_plain")
+			conn.commit()
+			record(
+				"baseline: plain one-row INSERT inside a transaction",
+				len(keys),
+				common.seconds(lambda: insert_plain_in_one_transaction(conn, keys)),
+			)
 			_empty(conn)
 			record(
 				"enqueue, one per transaction",
@@ -178,6 +218,10 @@ def main() -> None:
 		f"{common.median(runs[single]) / common.median(runs[many]):.2f}x",
 	)
 	common.figure("time per enqueue + commit (one per transaction)", common.milliseconds(1 / one))
+	statement = common.median(runs["enqueue statement inside the change's transaction"]) / len(keys)
+	plain = common.median(runs["baseline: plain one-row INSERT inside a transaction"]) / len(keys)
+	common.figure("time an enqueue adds to a change's transaction", common.milliseconds(statement))
+	common.figure("ratio enqueue / plain INSERT", f"{statement / plain:.2f}x")
 
 
 if __name__ == "__main__":

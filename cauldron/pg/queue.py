@@ -76,8 +76,6 @@ CREATE INDEX IF NOT EXISTS idx_work_queue_due
 	ON command.work_queue (queue, priority DESC, run_after, id) WHERE status = 'pending';
 CREATE INDEX IF NOT EXISTS idx_work_queue_running
 	ON command.work_queue (queue, key, leased_until) WHERE status = 'running';
-CREATE INDEX IF NOT EXISTS idx_work_queue_leases
-	ON command.work_queue (queue, leased_until) WHERE status = 'running';
 CREATE INDEX IF NOT EXISTS idx_work_queue_failed
 	ON command.work_queue (queue, updated_at) WHERE status = 'failed';
 CREATE INDEX IF NOT EXISTS idx_work_queue_done
@@ -161,7 +159,7 @@ def enqueue(
 	"""
 	_name(queue, "queue")
 	row = _row(queue, key, payload, priority, max_attempts, _seconds(run_after, "run_after"))
-	execute_values(cur, _ENQUEUE, [row], template=_TEMPLATE)
+	cur.execute(_ENQUEUE.replace("%s", _TEMPLATE, 1), row)
 	return cur.fetchone()[0]
 
 
@@ -213,7 +211,7 @@ def claim(cur, queue: str, worker: str, limit: int = 10, lease: float = DEFAULT_
 				finished_at = statement_timestamp(), updated_at = statement_timestamp(),
 				last_error = 'lease expired ' || q.attempts || ' times: its worker stopped before answering'
 					|| coalesce(' (last error: ' || q.last_error || ')', '')
-			FROM lost WHERE q.id = lost.id
+			WHERE q.id = ANY(ARRAY(SELECT id FROM lost))
 			""",
 			args,
 		)
@@ -229,12 +227,12 @@ def claim(cur, queue: str, worker: str, limit: int = 10, lease: float = DEFAULT_
 			UPDATE {TABLE} q SET worker = %(worker)s, attempts = q.attempts + 1,
 				leased_until = statement_timestamp() + %(lease)s * interval '1 second',
 				updated_at = statement_timestamp()
-			FROM expired WHERE q.id = expired.id
+			WHERE q.id = ANY(ARRAY(SELECT id FROM expired))
 			RETURNING {", ".join("q." + c.strip() for c in _ITEM_COLUMNS.split(","))}
 			""",
 			args,
 		)
-		claimed.extend(Item(*row) for row in cur.fetchall())
+		claimed.extend(Item(*row) for row in sorted(cur.fetchall()))
 		if len(claimed) < limit:
 			args["limit"] = limit - len(claimed)
 			cur.execute(
@@ -251,11 +249,14 @@ def claim(cur, queue: str, worker: str, limit: int = 10, lease: float = DEFAULT_
 					LIMIT %(limit)s
 					FOR UPDATE SKIP LOCKED
 				)
-				UPDATE {TABLE} q SET status = 'running', worker = %(worker)s, attempts = q.attempts + 1,
-					leased_until = statement_timestamp() + %(lease)s * interval '1 second',
-					updated_at = statement_timestamp()
-				FROM due WHERE q.id = due.id
-				RETURNING {", ".join("q." + c.strip() for c in _ITEM_COLUMNS.split(","))}
+				, claimed AS (
+					UPDATE {TABLE} q SET status = 'running', worker = %(worker)s, attempts = q.attempts + 1,
+						leased_until = statement_timestamp() + %(lease)s * interval '1 second',
+						updated_at = statement_timestamp()
+					WHERE q.id = ANY(ARRAY(SELECT id FROM due))
+					RETURNING q.*
+				)
+				SELECT {_ITEM_COLUMNS} FROM claimed ORDER BY priority DESC, run_after, id
 				""",
 				args,
 			)
