@@ -357,3 +357,41 @@ def test_first_model_replaces_vectors_callers_supplied(provisioned):
 	# the caller's document was enqueued by the first switch, embedded, and only then switched over
 	assert (result.done, result.activated) == (1, "words-v1")
 	assert [(r[1], r[3]) for r in chunks_of(cur, "DOC-1")] == [("Pipeline text for one.", "words-v1")]
+
+
+class Refused(Exception):
+	"""What cauldron.lore.providers raises for a 401: trying again cannot help."""
+
+	retryable = False
+
+
+def test_errors_that_retrying_cannot_cure_are_parked_at_once(provisioned):
+	_db, conn = provisioned
+	cur = conn.cursor()
+
+	class Refusing(WordHashModel):
+		def embed(self, texts):
+			if any("secret" in t for t in texts):
+				raise Refused("401 Unauthorized: invalid API key")
+			return super().embed(texts)
+
+	documents = {
+		"DOC-1": "A secret plan.",
+		"DOC-2": "\x00 binary junk",
+		"DOC-3": "Slow server.",
+		"DOC-4": "Fine.",
+	}
+	for name in documents:
+		ingest.enqueue_document(cur, name)
+	conn.commit()
+	model = Refusing(fail_on="Slow server")
+	result = ingest.run_batch(cur, model, _texts_from(documents), split, commit=conn.commit)
+	assert (result.done, result.parked, result.retrying) == (1, 2, 1)
+	parked = {f["key"]: f["last_error"] for f in queue.failed_items(cur, ingest.QUEUE)}
+	assert set(parked) == {"DOC-1", "DOC-2"}
+	assert "401 Unauthorized" in parked["DOC-1"]
+	assert (
+		parked["DOC-2"] == "document text contains a NUL character (\\u0000), which PostgreSQL cannot store"
+	)
+	cur.execute("SELECT key, attempts FROM command.work_queue WHERE status = 'pending'")
+	assert cur.fetchall() == [("DOC-3", 1)]

@@ -54,7 +54,12 @@ class IngestError(CauldronDBError):
 
 
 class ProviderError(IngestError):
-	"""The provider failed or answered something unusable; the message says which model and why."""
+	"""The provider failed or answered something unusable; the message says which model and why.
+	`retryable` is False when trying again cannot help (cauldron.lore.providers says so for a refusal)."""
+
+	def __init__(self, message: str, retryable: bool = True):
+		super().__init__(message)
+		self.retryable = retryable
 
 
 @dataclass(frozen=True)
@@ -151,7 +156,10 @@ def _embed(provider, model: str, texts: list[str], dimension: int, batch_size: i
 		try:
 			answer = provider.embed(batch)
 		except Exception as e:
-			raise ProviderError(f"embedding model {model} failed: {type(e).__name__}: {e}") from e
+			raise ProviderError(
+				f"embedding model {model} failed: {type(e).__name__}: {e}",
+				retryable=getattr(e, "retryable", True) is not False,
+			) from e
 		try:
 			answer = list(answer)
 		except TypeError:
@@ -511,7 +519,7 @@ def run_batch(
 			cur.execute("RELEASE SAVEPOINT cauldron_lore_item")
 			message = str(e) if isinstance(e, CauldronDBError) else f"{type(e).__name__}: {e}"
 			result.errors[item.key] = message
-			status = queue.fail(cur, item.id, worker, message)
+			status = queue.fail(cur, item.id, worker, message, retryable=_retryable(e))
 			if status == "failed":
 				result.parked += 1
 			elif status is None:
@@ -525,6 +533,15 @@ def run_batch(
 		if commit:
 			commit()
 	return result
+
+
+def _retryable(error: Exception) -> bool:
+	"""Whether trying the item again may succeed: not for a provider's refusal or wrong answers (wrong
+	dimension, zero vector), nor for text that cannot be stored or split; yes for everything else
+	(timeouts, a file being replaced, a deadlock), until its attempts are used up."""
+	if isinstance(error, vectors.VectorDimensionError | values.InvalidValue):
+		return False
+	return getattr(error, "retryable", True) is not False
 
 
 def _first_model(cur, provider) -> None:

@@ -338,8 +338,10 @@ def fail(
 	base: float = BACKOFF_BASE_SECONDS,
 	cap: float = BACKOFF_CAP_SECONDS,
 	jitter: float = BACKOFF_JITTER,
+	retryable: bool = True,
 ) -> str | None:
-	"""Record that the worker's attempt at item `id` failed with `error`.
+	"""Record that the worker's attempt at item `id` failed with `error`; an error that trying again
+	cannot cure (`retryable=False`: a refused API key, an unreadable file) parks it at once.
 
 	Returns the item's new status: `pending` (retried after the backoff), `failed` (parked: all its
 	attempts are used), `superseded` (a newer pending item for the same key will do the work, so this
@@ -362,7 +364,7 @@ def fail(
 	if row is None:
 		return None
 	queue, key, attempts, max_attempts = row
-	if attempts >= max_attempts:
+	if attempts >= max_attempts or not retryable:
 		cur.execute(
 			f"""
 			UPDATE {TABLE} SET status = 'failed', last_error = %s, leased_until = NULL,
