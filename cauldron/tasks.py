@@ -8,6 +8,8 @@ from cauldron.pg import audit, timeseries
 
 
 def refresh_rollups():
+	# On TimescaleDB the refresh of the continuous aggregate must run outside a transaction.
+	frappe.db.commit()
 	timeseries.refresh_rollups(db.cursor())
 	frappe.db.commit()
 

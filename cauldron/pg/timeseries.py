@@ -464,22 +464,22 @@ def _drop_partition(cur, table: TimeSeriesTable, name: str) -> None:
 def _chunk_ranges(cur, table: TimeSeriesTable) -> tuple[int, list[tuple[int, int]]]:
 	"""The hypertable's chunk width and its chunks' (start, end), in TimescaleDB's internal time
 	(microseconds since the Unix epoch)."""
+	# extract(epoch ...) is numeric, so the microseconds are exact
 	cur.execute(
 		"""
-		SELECT d.interval_length FROM _timescaledb_catalog.dimension d
-		JOIN _timescaledb_catalog.hypertable h ON h.id = d.hypertable_id
-		WHERE h.schema_name = %s AND h.table_name = %s AND d.column_name = %s
+		SELECT (extract(epoch FROM time_interval) * 1000000)::bigint
+		FROM timescaledb_information.dimensions
+		WHERE hypertable_schema = %s AND hypertable_name = %s AND column_name = %s
 		""",
 		(table.schema, table.name, table.time_column),
 	)
 	(width,) = cur.fetchone()
 	cur.execute(
 		"""
-		SELECT s.range_start, s.range_end FROM _timescaledb_catalog.chunk c
-		JOIN _timescaledb_catalog.hypertable h ON h.id = c.hypertable_id
-		JOIN _timescaledb_catalog.chunk_constraint k ON k.chunk_id = c.id
-		JOIN _timescaledb_catalog.dimension_slice s ON s.id = k.dimension_slice_id
-		WHERE h.schema_name = %s AND h.table_name = %s
+		SELECT (extract(epoch FROM range_start) * 1000000)::bigint,
+			(extract(epoch FROM range_end) * 1000000)::bigint
+		FROM timescaledb_information.chunks
+		WHERE hypertable_schema = %s AND hypertable_name = %s
 		""",
 		(table.schema, table.name),
 	)
