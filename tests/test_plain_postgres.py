@@ -41,6 +41,7 @@ def test_without_the_pgvector_package_install_degrades_and_says_so(plain_db):
 	assert {o.step for o in result.by_status("skipped")} == {
 		"vectors:lore.document_chunks",
 		"vectors:lore.entity_embeddings",
+		"lore:keyword_bm25",
 		"vectors:lore.document_chunks.models",
 	}
 	cur.execute(

@@ -105,6 +105,7 @@ def test_without_pgvector_install_succeeds_and_names_the_sql(bare_db, settings, 
 	assert set(skipped) == {
 		"vectors:lore.document_chunks",
 		"vectors:lore.entity_embeddings",
+		"lore:keyword_bm25",
 		"vectors:lore.document_chunks.models",
 	}
 	assert all("vector" in detail for detail in skipped.values())

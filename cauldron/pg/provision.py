@@ -12,6 +12,7 @@ import gzip
 import re
 from dataclasses import dataclass, field
 
+from cauldron.lore import keyword as lore_keyword
 from cauldron.pg import audit, capabilities, ledger, queue, tables, timeseries, vectors
 from cauldron.pg.ledger import Outcome
 
@@ -75,6 +76,7 @@ def all_steps(settings: Settings, timescale: bool) -> list[ledger.Step]:
 		*timeseries.steps(timescale),
 		*audit.steps(),
 		*vectors.steps(settings.embedding_dimension),
+		*lore_keyword.steps(),
 		*tables.steps(),
 		*queue.steps(),
 	]
