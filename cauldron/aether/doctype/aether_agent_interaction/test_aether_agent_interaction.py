@@ -74,7 +74,8 @@ class TestAetherAgentInteraction(FrappeTestCase):
 			self.operator,
 			{"interactions": [self.interaction(agent_instance_id=str(uuid.uuid4()))]},
 		)
-		self.assertEqual(unknown.status_code, 404)
+		# the same answer as for an instance the caller may not write: existence is not disclosed
+		self.assertEqual(unknown.status_code, 403)
 		self.assertEqual(frappe.get_list("Aether Agent Interaction", filters={"session_id": session}), [])
 
 	def test_an_instance_id_in_any_uuid_spelling_names_the_instance(self):
