@@ -52,7 +52,8 @@ before_request = ["cauldron.params.check_request"]
 # ---------------
 scheduler_events = {
 	# seal the audit rows committed in the last minute into the hash chain
-	"cron": {"* * * * *": ["cauldron.tasks.seal_audit"]},
+	# and rescue agent tasks whose lease ran out, expire unanswered approvals (cauldron.aether.jobs)
+	"cron": {"* * * * *": ["cauldron.tasks.seal_audit", "cauldron.aether.jobs.maintain_tasks"]},
 	"hourly": ["cauldron.tasks.refresh_rollups"],
 	"daily": ["cauldron.tasks.maintain_partitions"],
 }

@@ -1,12 +1,14 @@
 """Aether endpoints: /api/method/cauldron.api.aether.<name>"""
 
 import uuid
+from contextlib import contextmanager
 
 import frappe
 from frappe import _
 
 from cauldron import db, params
-from cauldron.pg import tables, values
+from cauldron.aether import tasks
+from cauldron.pg import CauldronDBError, tables, values
 
 MAX_BATCH = 5000
 
@@ -67,3 +69,227 @@ def instance_id(value, position: int) -> str:
 			params.InvalidParameter,
 			title=_("Invalid agent interaction"),
 		)
+
+
+# --- the task runtime (cauldron.aether.tasks) -------------------------------------------------------
+# An agent's runtime calls these as the Frappe user of its API key, who needs write permission on
+# its agent instance and on agent tasks (an Agent Operator has both). Permission is checked before
+# anything is looked up; a refused call changes nothing (the request's transaction is rolled back).
+
+
+class Conflict(frappe.ValidationError):
+	"""The call is valid but the task or instance is not in a state that allows it."""
+
+	http_status_code = 409
+
+
+# The engine's errors as Frappe's, with their HTTP statuses.
+ENGINE_ERRORS = (
+	(tasks.UnknownTask, frappe.DoesNotExistError),
+	(tasks.UnknownInstance, frappe.DoesNotExistError),
+	(tasks.NotHeld, frappe.PermissionError),
+	(tasks.UnknownTaskType, params.InvalidParameter),
+	(tasks.TaskTypeNotAllowed, params.InvalidParameter),
+	(tasks.TaskError, Conflict),
+	(values.InvalidValue, params.InvalidParameter),
+)
+CLAIM_TRIES = 5
+
+
+def throw_engine_error(e: CauldronDBError):
+	for engine_error, frappe_error in ENGINE_ERRORS:
+		if isinstance(e, engine_error):
+			frappe.throw(str(e), frappe_error, title=_("Agent task"))
+	raise e
+
+
+@contextmanager
+def engine_errors():
+	try:
+		yield
+	except CauldronDBError as e:
+		throw_engine_error(e)
+
+
+def _may_work(instance) -> str:
+	"""The instance named, once the caller may run agents: write on instances and tasks first, then
+	the instance exists, then the caller may write that one."""
+	frappe.has_permission("Aether Agent Instance", "write", throw=True)
+	frappe.has_permission("Aether Agent Task", "write", throw=True)
+	with params.refused():
+		values.name(instance, "instance")
+	if not frappe.db.exists("Aether Agent Instance", instance):
+		frappe.throw(
+			_("There is no agent instance {0}").format(frappe.bold(values.shown(instance))),
+			frappe.DoesNotExistError,
+		)
+	frappe.has_permission("Aether Agent Instance", "write", doc=instance, throw=True)
+	return instance
+
+
+def _lease(lease) -> float:
+	if lease in (None, ""):
+		return tasks.DEFAULT_LEASE_SECONDS
+	return float(params.whole_number(lease, "lease", 1, int(tasks.MAX_LEASE_SECONDS)))
+
+
+@frappe.whitelist(methods=["POST"])
+@params.checked(json=("task_types",), names=("instance",))
+def claim(instance, task_types=None, limit=1, lease=None) -> list[dict]:
+	"""Claim up to `limit` (1-100) ready tasks for `instance`, highest priority then oldest, of the
+	`task_types` (a JSON list; none: those its definition allows). Each is leased for `lease` seconds
+	(default 300): heartbeat to keep it, complete or fail to let it go. Returns the tasks."""
+	_may_work(instance)
+	limit = params.whole_number(limit if limit not in (None, "") else 1, "limit", 1, tasks.MAX_CLAIM)
+	lease = _lease(lease)
+	if task_types is not None and not isinstance(task_types, list):
+		frappe.throw(_("task_types must be a JSON list of task types"), params.InvalidParameter)
+	cur = db.cursor()
+	for attempt in range(CLAIM_TRIES):
+		try:
+			claimed = tasks.claim(cur, instance, task_types, limit, lease)
+			break
+		except tasks.Contention as e:
+			if attempt == CLAIM_TRIES - 1:
+				frappe.throw(str(e), Conflict, title=_("Agent task"))
+			# REPEATABLE READ: another claimer committed after this request's snapshot. Nothing was
+			# written; a new transaction sees the queue as it is now.
+			frappe.db.rollback()
+			cur = db.cursor()
+		except CauldronDBError as e:
+			throw_engine_error(e)
+	return [
+		{
+			"name": t.name,
+			"task_name": t.task_name,
+			"task_type": t.task_type,
+			"priority": t.priority,
+			"description": t.description,
+			"parameters": t.parameters,
+			"attempts": t.attempts,
+			"max_attempts": t.max_attempts,
+			"lease_expires_at": t.lease_expires_at,
+			"definition": t.definition,
+		}
+		for t in claimed
+	]
+
+
+@frappe.whitelist(methods=["POST"])
+@params.checked(names=("instance",))
+def heartbeat(instance, task=None, lease=None) -> dict:
+	"""The instance is alive (an offline one comes back); with `task`, its lease is extended by
+	`lease` seconds (default 300). Returns the lease's new end."""
+	_may_work(instance)
+	with params.refused():
+		if task not in (None, ""):
+			values.name(task, "task")
+		else:
+			task = None
+	with engine_errors():
+		expires = tasks.heartbeat(db.cursor(), task, instance, _lease(lease))
+	return {"task": task, "lease_expires_at": expires}
+
+
+@frappe.whitelist(methods=["POST"])
+@params.checked(json=("result",), names=("task", "instance"))
+def complete(task, instance, result=None) -> dict:
+	"""The instance finished `task`, which it holds: completed with `result` (JSON, up to 256 KiB)."""
+	_may_work(instance)
+	with engine_errors():
+		tasks.complete(db.cursor(), task, instance, result)
+	return {"task": task, "status": "completed"}
+
+
+@frappe.whitelist(methods=["POST"])
+@params.checked(names=("task", "instance"))
+def fail(task, instance, error, retry=True) -> dict:
+	"""The instance's attempt at `task` failed with `error` (text). With `retry` (default) the task
+	is tried again after a backoff while attempts remain; otherwise it fails for good."""
+	_may_work(instance)
+	if not isinstance(error, str) or not error.strip():
+		frappe.throw(_("error must be a text saying what went wrong"), params.InvalidParameter)
+	retry = _flag(retry, "retry")
+	with engine_errors():
+		status = tasks.fail(db.cursor(), task, instance, error, retry)
+	return {"task": task, "status": status}
+
+
+def _flag(value, what: str) -> bool:
+	if isinstance(value, bool):
+		return value
+	if value in (0, 1) and not isinstance(value, float):
+		return bool(value)
+	if isinstance(value, str) and value.strip().lower() in ("true", "false", "1", "0"):
+		return value.strip().lower() in ("true", "1")
+	frappe.throw(
+		_("{0} must be true or false, not {1}").format(what, values.shown(value)), params.InvalidParameter
+	)
+
+
+@frappe.whitelist(methods=["POST"])
+@params.checked(json=("memory", "state"), names=("instance",))
+def update_instance(instance, version, memory=None, state=None) -> dict:
+	"""Replace the instance's memory and/or state if it is still at `version` (what the caller read);
+	a caller that read an older version gets a 409 and nothing changes. Returns the new version."""
+	_may_work(instance)
+	version = params.whole_number(version, "version", 0, 2**62)
+	changes = {k: v for k, v in (("memory", memory), ("state", state)) if v is not None}
+	with engine_errors():
+		return {
+			"instance": instance,
+			"version": tasks.update_instance(db.cursor(), instance, version, **changes),
+		}
+
+
+@frappe.whitelist(methods=["POST"])
+@params.checked(json=("response",), names=("approval",))
+def respond(approval, decision, response=None, notes=None) -> dict:
+	"""Approve or reject a pending HITL Approval (`decision`: approve or reject), with an optional
+	JSON `response` and `notes`. Approved, its task moves on; rejected, its task is cancelled.
+	The requester cannot approve; a definition that names approvers lets only them answer."""
+	frappe.has_permission("Aether HITL Approval", "write", throw=True)
+	statuses = {"approve": "approved", "approved": "approved", "reject": "rejected", "rejected": "rejected"}
+	if not isinstance(decision, str) or decision not in statuses:
+		frappe.throw(
+			_("decision must be approve or reject, not {0}").format(values.shown(decision)),
+			params.InvalidParameter,
+		)
+	if notes is not None and not isinstance(notes, str):
+		frappe.throw(_("notes must be text"), params.InvalidParameter)
+	if not frappe.db.exists("Aether HITL Approval", approval):
+		frappe.throw(
+			_("There is no HITL Approval {0}").format(frappe.bold(approval)), frappe.DoesNotExistError
+		)
+	doc = frappe.get_doc("Aether HITL Approval", approval)
+	doc.check_permission("write")
+	if doc.status != "pending":
+		frappe.throw(_("This approval is {0} already.").format(_(doc.status)), Conflict)
+	doc.status = statuses[decision]
+	if response is not None:
+		doc.response = frappe.as_json(response)
+	if notes is not None:
+		doc.notes = notes
+	doc.save()
+	return {
+		"approval": doc.name,
+		"status": doc.status,
+		"task": doc.task,
+		"task_status": frappe.db.get_value("Aether Agent Task", doc.task, "status"),
+	}
+
+
+@frappe.whitelist(methods=["POST"])
+@params.checked(names=("task",))
+def cancel_task(task, reason=None) -> dict:
+	"""Cancel a task that has not ended (from its form, for instance); a running task's instance
+	lets go of it, and its late complete or fail is refused."""
+	frappe.has_permission("Aether Agent Task", "write", throw=True)
+	if reason is not None and not isinstance(reason, str):
+		frappe.throw(_("reason must be text"), params.InvalidParameter)
+	if not frappe.db.exists("Aether Agent Task", task):
+		frappe.throw(_("There is no agent task {0}").format(frappe.bold(task)), frappe.DoesNotExistError)
+	frappe.has_permission("Aether Agent Task", "write", doc=task, throw=True)
+	with engine_errors():
+		before = tasks.cancel(db.cursor(), task, reason or _("cancelled by {0}").format(frappe.session.user))
+	return {"task": task, "status": "cancelled", "was": before}

@@ -37,8 +37,8 @@ class AetherAgentTask(UUIDNamedDocument):
 	def validate(self):
 		check_range(self, "priority", 1, 10)
 		check_range(self, "max_attempts", 1, 100)
-		self.check_approval()
 		self.check_transition()
+		self.check_approval()
 
 	def check_transition(self):
 		before = self.get_doc_before_save()

@@ -1,7 +1,7 @@
 import frappe
 from frappe.tests.utils import FrappeTestCase
 
-from cauldron.aether.doctype.aether_agent_task.aether_agent_task import ApprovalRequired
+from cauldron.aether.doctype.aether_agent_task.aether_agent_task import ApprovalRequired, InvalidTransition
 from cauldron.aether.doctype.aether_hitl_approval.aether_hitl_approval import SelfApproval
 from cauldron.tests.factories import make, user_with_roles
 
@@ -20,10 +20,12 @@ class TestAetherAgentTask(FrappeTestCase):
 		frappe.set_user("Administrator")
 
 	def request(self):
-		"""A task that requires approval, and the approval its operator asks for."""
+		"""A task that requires approval, and the approval it gets when created."""
 		frappe.set_user(REQUESTER)
-		task = make("Aether Agent Task", requires_approval=1, status="awaiting_approval")
-		return task, make("Aether HITL Approval", task=task.name, approval_type="task_execution")
+		task = make("Aether Agent Task", requires_approval=1)
+		self.assertEqual(task.status, "awaiting_approval")
+		(approval,) = frappe.get_all("Aether HITL Approval", filters={"task": task.name}, pluck="name")
+		return task, frappe.get_doc("Aether HITL Approval", approval)
 
 	def respond(self, user: str, approval, status: str) -> None:
 		frappe.set_user(user)
@@ -33,14 +35,18 @@ class TestAetherAgentTask(FrappeTestCase):
 
 	def test_approved_by_cannot_be_filled_in_to_let_a_task_run(self):
 		task, _approval = self.request()
-		for status in ("approved", "running", "completed"):
+		task.reload()
+		task.status = "ready"
+		task.approved_by = "Administrator"
+		self.assertRaisesRegex(ApprovalRequired, "needs an approved HITL Approval", task.save)
+		for status in ("running", "completed"):  # not even a move the state machine has
 			with self.subTest(status):
 				task.reload()
 				task.status = status
 				task.approved_by = "Administrator"
-				self.assertRaisesRegex(ApprovalRequired, "needs an approved HITL Approval", task.save)
+				self.assertRaisesRegex(InvalidTransition, "cannot become", task.save)
 		self.assertRaises(
-			ApprovalRequired,
+			InvalidTransition,
 			make,
 			"Aether Agent Task",
 			requires_approval=1,
@@ -59,27 +65,36 @@ class TestAetherAgentTask(FrappeTestCase):
 		self.respond(APPROVER, approval, "approved")
 		task.reload()
 		self.assertEqual((task.approved_by, task.approved_at), (APPROVER, approval.responded_at))
-		frappe.set_user(REQUESTER)
-		task.status = "running"
-		task.save()
-		task.status = "completed"
-		task.save()
+		self.assertEqual(task.status, "ready")  # approved, it moves on by itself
 
-	def test_an_approval_rejected_or_deleted_no_longer_approves_the_task(self):
+	def test_a_rejected_approval_cancels_its_task_and_a_deleted_one_no_longer_approves(self):
 		task, approval = self.request()
-		self.respond(APPROVER, approval, "approved")
 		self.respond(APPROVER, approval, "rejected")
 		task.reload()
-		self.assertIsNone(task.approved_by)
-		task.status = "running"
-		self.assertRaises(ApprovalRequired, task.save)
+		self.assertEqual((task.status, task.approved_by), ("cancelled", None))
+		task.status = "ready"
+		self.assertRaisesRegex(InvalidTransition, "a cancelled task cannot become ready", task.save)
 
-		self.respond(APPROVER, approval, "approved")
+		task, approval = self.request()
+		frappe.set_user("Administrator")
 		frappe.delete_doc("Aether HITL Approval", approval.name)
 		task.reload()
-		self.assertEqual((task.approved_by, task.approved_at), (None, None))
-		task.status = "approved"
+		self.assertEqual((task.status, task.approved_by, task.approved_at), ("awaiting_approval", None, None))
+		task.status = "ready"
 		self.assertRaises(ApprovalRequired, task.save)
+
+	def test_every_status_change_is_checked(self):
+		task = make("Aether Agent Task")
+		self.assertEqual((task.status, task.attempts), ("ready", 0))
+		task.status = "completed"
+		self.assertRaisesRegex(InvalidTransition, "a ready task cannot become completed", task.save)
+		task.reload()
+		task.status = "cancelled"
+		task.save()
+		task.status = "running"
+		self.assertRaisesRegex(InvalidTransition, "a cancelled task cannot become running", task.save)
+		later = make("Aether Agent Task", not_before="2099-01-01 00:00:00")
+		self.assertEqual(later.status, "pending")
 
 	def test_requiring_approval_cannot_be_taken_back(self):
 		task, _approval = self.request()

@@ -1,0 +1,362 @@
+"""Bench tier: Aether's runtime through Frappe. Agents claim, heartbeat, complete and fail tasks over
+real REST calls as the user of their API key; bad calls are clear 4xx and change nothing; a task
+that requires approval gets its HITL Approval, assigned to the definition's approvers, and the
+answer (or its expiry, by the scheduled job) moves the task on or cancels it."""
+
+import json
+from datetime import timedelta
+
+import frappe
+from frappe.tests.utils import FrappeTestCase
+from frappe.utils import now_datetime
+
+from cauldron import db, hooks
+from cauldron.aether import jobs
+from cauldron.tests.factories import delete_created_since, drop_user, make, rest, user_with_roles
+
+OPERATOR = "cauldron-runtime-operator@example.com"
+APPROVER = "cauldron-runtime-approver@example.com"
+OUTSIDER = "cauldron-runtime-outsider@example.com"
+ANALYST = "cauldron-runtime-analyst@example.com"
+API = "/api/method/cauldron.api.aether."
+
+
+def messages(response) -> str:
+	raw = (response.json or {}).get("_server_messages")
+	return " ".join(json.loads(m)["message"] for m in json.loads(raw)) if raw else ""
+
+
+class TestAetherRuntime(FrappeTestCase):
+	@classmethod
+	def setUpClass(cls):
+		super().setUpClass()
+		cls.started = now_datetime()
+		cls.operator = user_with_roles(OPERATOR, "Agent Operator")
+		cls.approver = user_with_roles(APPROVER, "Agent Operator")
+		cls.outsider = user_with_roles(OUTSIDER, "Agent Operator")
+		cls.analyst = user_with_roles(ANALYST, "Synapse Analyst")
+		frappe.db.commit()
+
+	@classmethod
+	def tearDownClass(cls):
+		frappe.set_user("Administrator")
+		delete_created_since(cls.started)
+		for email in (OPERATOR, APPROVER, OUTSIDER, ANALYST):
+			drop_user(email)
+		frappe.db.commit()
+		super().tearDownClass()
+
+	def setUp(self):
+		frappe.set_user("Administrator")
+		# Task types no other test makes, so its instances claim only this test's tasks.
+		self.definition = make("Aether Agent Definition", task_types="monitoring\nremediation").name
+		self.instance = make("Aether Agent Instance", definition=self.definition).name
+		frappe.db.commit()
+
+	def tearDown(self):
+		frappe.set_user("Administrator")
+
+	def call(self, method: str, token: str | None = None, **args):
+		return rest("post", API + method, token or self.operator, args)
+
+	def task(self, **fields):
+		task = make("Aether Agent Task", definition=self.definition, task_type="monitoring", **fields)
+		frappe.db.commit()
+		return task.name
+
+	def status(self, task: str) -> tuple:
+		frappe.db.commit()  # a new snapshot: the REST call committed in its own connection
+		return frappe.db.get_value("Aether Agent Task", task, ["status", "assigned_to", "attempts"])
+
+	def test_an_agent_claims_heartbeats_and_completes_over_rest(self):
+		low = self.task(priority=9)
+		high = self.task(priority=1)
+		response = self.call("claim", instance=self.instance, task_types=["monitoring"], limit=1, lease=60)
+		self.assertEqual(response.status_code, 200, response.data[:2000])
+		(claimed,) = response.json["message"]
+		self.assertEqual((claimed["name"], claimed["attempts"]), (high, 1))
+		self.assertEqual(self.status(high), ("running", self.instance, 1))
+		self.assertEqual(
+			frappe.db.get_value("Aether Agent Instance", self.instance, ["status", "current_task"]),
+			("running", high),
+		)
+
+		beat = self.call("heartbeat", instance=self.instance, task=high, lease=900)
+		self.assertEqual(beat.status_code, 200, beat.data[:2000])
+		frappe.db.commit()
+		lease = frappe.db.get_value("Aether Agent Task", high, "lease_expires_at")
+		self.assertGreater(lease, now_datetime() + timedelta(seconds=800))
+
+		done = self.call("complete", task=high, instance=self.instance, result={"summary": "ok"})
+		self.assertEqual(done.status_code, 200, done.data[:2000])
+		self.assertEqual(self.status(high)[0], "completed")
+		result = frappe.db.get_value("Aether Agent Task", high, "result")
+		self.assertEqual(json.loads(result) if isinstance(result, str) else result, {"summary": "ok"})
+		again = self.call("complete", task=high, instance=self.instance, result={"twice": 1})
+		self.assertEqual(again.status_code, 409, again.data[:2000])
+		self.assertIn("is completed, not running", messages(again))
+		self.assertEqual(self.status(low)[0], "ready")
+
+	def test_a_failure_is_retried_after_a_backoff_then_fails_for_good(self):
+		task = self.task(max_attempts=2)
+		self.assertEqual(len(self.call("claim", instance=self.instance).json["message"]), 1)
+		failed = self.call("fail", task=task, instance=self.instance, error="timeout", retry=True)
+		self.assertEqual((failed.status_code, failed.json["message"]["status"]), (200, "pending"))
+		status, assigned, attempts = self.status(task)
+		self.assertEqual((status, assigned, attempts), ("pending", None, 1))
+		self.assertGreater(frappe.db.get_value("Aether Agent Task", task, "not_before"), now_datetime())
+		self.assertEqual(self.call("claim", instance=self.instance).json["message"], [])  # backing off
+		frappe.db.set_value("Aether Agent Task", task, "not_before", None)
+		frappe.db.commit()
+		self.assertEqual(self.call("claim", instance=self.instance).json["message"][0]["attempts"], 2)
+		last = self.call("fail", task=task, instance=self.instance, error="timeout again", retry="true")
+		self.assertEqual(last.json["message"]["status"], "failed")
+		self.assertEqual(frappe.db.get_value("Aether Agent Task", task, "error_message"), "timeout again")
+
+	def test_bad_calls_are_clear_and_change_nothing(self):
+		task = self.task()
+		other = make("Aether Agent Instance", definition=self.definition).name
+		frappe.db.commit()
+		unknown = "00000000-0000-4000-8000-000000000000"
+		cases = [
+			# permission before existence: no write on agents, whatever the instance
+			(self.analyst, "claim", {"instance": unknown}, 403, ""),
+			(None, "claim", {"instance": self.instance}, 403, ""),
+			(self.operator, "claim", {"instance": unknown}, 404, "no agent instance"),
+			(
+				self.operator,
+				"claim",
+				{"instance": self.instance, "task_types": ["gossip"]},
+				417,
+				"unknown task type",
+			),
+			(
+				self.operator,
+				"claim",
+				{"instance": self.instance, "task_types": ["research"]},
+				417,
+				"runs monitoring, remediation, not research",
+			),
+			(
+				self.operator,
+				"claim",
+				{"instance": self.instance, "task_types": "monitoring"},
+				417,
+				"not valid JSON",
+			),
+			(self.operator, "claim", {"instance": self.instance, "limit": 0}, 417, "limit"),
+			(self.operator, "claim", {"instance": self.instance, "limit": True}, 417, "limit"),
+		]
+		for token, method, args, code, message in cases:
+			with self.subTest(method=method, args=args):
+				response = rest("post", API + method, token, args)
+				self.assertEqual(response.status_code, code, response.data[:2000])
+				self.assertIn(message, messages(response))
+		self.assertEqual(self.status(task), ("ready", None, 0))
+
+		self.assertEqual(len(self.call("claim", instance=self.instance).json["message"]), 1)
+		held = [
+			({"task": task, "instance": other, "result": {}}, 403, "held by another instance"),
+			({"task": task, "instance": self.instance, "result": "{not json"}, 417, "not valid JSON"),
+			(
+				{"task": task, "instance": self.instance, "result": {"text": "x" * 300_000}},
+				417,
+				"larger than",
+			),
+			({"task": unknown, "instance": self.instance, "result": {}}, 404, "no agent task"),
+		]
+		for args, code, message in held:
+			with self.subTest(args=str(args)[:80]):
+				response = self.call("complete", **args)
+				self.assertEqual(response.status_code, code, response.data[:2000])
+				self.assertIn(message, messages(response))
+		fail = self.call("fail", task=task, instance=other, error="mine now")
+		self.assertEqual(fail.status_code, 403, fail.data[:2000])
+		self.assertEqual(self.status(task), ("running", self.instance, 1))
+		self.assertIsNone(frappe.db.get_value("Aether Agent Task", task, "result"))
+
+		frappe.db.set_value("Aether Agent Instance", other, "status", "offline")
+		frappe.db.commit()
+		offline = self.call("claim", instance=other)
+		self.assertEqual(offline.status_code, 409, offline.data[:2000])
+		self.assertIn("is offline", messages(offline))
+		back = self.call("heartbeat", instance=other)
+		self.assertEqual(back.status_code, 200, back.data[:2000])
+		frappe.db.commit()
+		self.assertEqual(frappe.db.get_value("Aether Agent Instance", other, "status"), "idle")
+
+	def test_instance_memory_updates_name_the_version_they_read(self):
+		first = self.call("update_instance", instance=self.instance, version=0, memory={"facts": [1]})
+		self.assertEqual((first.status_code, first.json["message"]["version"]), (200, 1))
+		stale = self.call("update_instance", instance=self.instance, version=0, state={"step": 9})
+		self.assertEqual(stale.status_code, 409, stale.data[:2000])
+		self.assertIn("is at version 1, not 0", messages(stale))
+		frappe.db.commit()
+		doc = frappe.get_doc("Aether Agent Instance", self.instance)
+		self.assertEqual(
+			(json.loads(doc.memory) if isinstance(doc.memory, str) else doc.memory), {"facts": [1]}
+		)
+		self.assertEqual(doc.version, 1)
+		doc.state = json.dumps({"edited": "in the form"})
+		doc.save()
+		self.assertEqual(doc.version, 2)
+
+	def test_the_scheduled_job_rescues_expired_leases(self):
+		hooked = hooks.scheduler_events["cron"]["* * * * *"]
+		self.assertIn("cauldron.aether.jobs.maintain_tasks", hooked)
+		task = self.task()
+		self.assertEqual(len(self.call("claim", instance=self.instance, lease=60).json["message"]), 1)
+		frappe.db.commit()
+		cur = db.cursor()
+		cur.execute(
+			"""UPDATE "tabAether Agent Task" SET lease_expires_at = lease_expires_at - interval '2 hours'
+			WHERE name = %s""",
+			(task,),
+		)
+		cur.execute(
+			"""UPDATE "tabAether Agent Instance" SET last_heartbeat = last_heartbeat - interval '2 hours'
+			WHERE name = %s""",
+			(self.instance,),
+		)
+		frappe.db.commit()
+		jobs.maintain_tasks()
+		self.assertEqual(self.status(task), ("pending", None, 1))
+		self.assertEqual(
+			frappe.db.get_value("Aether Agent Instance", self.instance, ["status", "current_task"]),
+			("offline", None),
+		)
+		late = self.call("complete", task=task, instance=self.instance, result={})
+		self.assertEqual(late.status_code, 403, late.data[:2000])
+
+
+class TestAetherApprovals(FrappeTestCase):
+	@classmethod
+	def setUpClass(cls):
+		super().setUpClass()
+		cls.started = now_datetime()
+		cls.operator = user_with_roles(OPERATOR, "Agent Operator")
+		cls.approver = user_with_roles(APPROVER, "Agent Operator")
+		cls.outsider = user_with_roles(OUTSIDER, "Agent Operator")
+		frappe.db.commit()
+
+	@classmethod
+	def tearDownClass(cls):
+		frappe.set_user("Administrator")
+		delete_created_since(cls.started)
+		for email in (OPERATOR, APPROVER, OUTSIDER):
+			drop_user(email)
+		frappe.db.commit()
+		super().tearDownClass()
+
+	def tearDown(self):
+		frappe.set_user("Administrator")
+
+	def request(self, **definition):
+		"""A task that requires approval, created by the operator; returns (task, its approval)."""
+		defn = make("Aether Agent Definition", approvers=APPROVER, **definition).name
+		frappe.set_user(OPERATOR)
+		task = make("Aether Agent Task", definition=defn, requires_approval=1)
+		frappe.set_user("Administrator")
+		(approval,) = frappe.get_all("Aether HITL Approval", filters={"task": task.name}, pluck="name")
+		frappe.db.commit()
+		return task.name, approval
+
+	def respond(self, token, approval, decision, **extra):
+		return rest("post", API + "respond", token, {"approval": approval, "decision": decision, **extra})
+
+	def test_a_task_requiring_approval_gets_one_assigned_to_the_definitions_approvers(self):
+		task, approval = self.request()
+		self.assertEqual(frappe.db.get_value("Aether Agent Task", task, "status"), "awaiting_approval")
+		doc = frappe.get_doc("Aether HITL Approval", approval)
+		self.assertEqual((doc.status, doc.approval_type, doc.owner), ("pending", "task_execution", OPERATOR))
+		self.assertAlmostEqual((doc.expires_at - doc.creation).total_seconds(), 72 * 3600, delta=60)
+		todos = frappe.get_all(
+			"ToDo",
+			filters={"reference_type": "Aether HITL Approval", "reference_name": approval, "status": "Open"},
+			pluck="allocated_to",
+		)
+		self.assertEqual(todos, [APPROVER])
+		self.assertTrue(
+			frappe.db.exists(
+				"Notification Log", {"for_user": APPROVER, "document_name": approval, "type": "Assignment"}
+			)
+		)
+
+	def test_separation_of_duties_and_named_approvers(self):
+		task, approval = self.request()
+		mine = self.respond(self.operator, approval, "approve")
+		self.assertEqual(mine.status_code, 403, mine.data[:2000])
+		self.assertIn("someone else must give it", messages(mine))
+		stranger = self.respond(self.outsider, approval, "approve")
+		self.assertEqual(stranger.status_code, 403, stranger.data[:2000])
+		self.assertIn("Only the approvers named", messages(stranger))
+		bad = self.respond(self.approver, approval, "maybe")
+		self.assertEqual(bad.status_code, 417, bad.data[:2000])
+		frappe.db.commit()
+		self.assertEqual(frappe.db.get_value("Aether HITL Approval", approval, "status"), "pending")
+
+		ok = self.respond(self.approver, approval, "approve", response={"budget": 10}, notes="fine")
+		self.assertEqual(ok.status_code, 200, ok.data[:2000])
+		self.assertEqual(ok.json["message"]["task_status"], "ready")
+		frappe.db.commit()
+		doc = frappe.get_doc("Aether HITL Approval", approval)
+		self.assertEqual((doc.responded_by, doc.notes), (APPROVER, "fine"))
+		self.assertEqual(
+			json.loads(doc.response) if isinstance(doc.response, str) else doc.response, {"budget": 10}
+		)
+		self.assertEqual(
+			frappe.db.get_value("Aether Agent Task", task, ["status", "approved_by"]), ("ready", APPROVER)
+		)
+		self.assertFalse(
+			frappe.get_all(
+				"ToDo",
+				filters={
+					"reference_type": "Aether HITL Approval",
+					"reference_name": approval,
+					"status": "Open",
+				},
+			)
+		)
+		twice = self.respond(self.approver, approval, "reject")
+		self.assertEqual(twice.status_code, 409, twice.data[:2000])
+
+	def test_a_rejection_cancels_the_task(self):
+		task, approval = self.request()
+		response = self.respond(self.approver, approval, "reject", notes="too risky")
+		self.assertEqual(response.status_code, 200, response.data[:2000])
+		self.assertEqual(response.json["message"]["task_status"], "cancelled")
+
+	def test_an_unanswered_approval_expires_and_cancels_its_task(self):
+		task, approval = self.request(approval_expiry_hours=json.dumps({"task_execution": 0.5}))
+		expires = frappe.db.get_value("Aether HITL Approval", approval, "expires_at")
+		self.assertAlmostEqual((expires - now_datetime()).total_seconds(), 1800, delta=120)
+		frappe.db.set_value(
+			"Aether HITL Approval", approval, "expires_at", now_datetime() - timedelta(minutes=1)
+		)
+		frappe.db.commit()
+		jobs.maintain_tasks()
+		frappe.db.commit()
+		self.assertEqual(frappe.db.get_value("Aether HITL Approval", approval, "status"), "expired")
+		self.assertEqual(frappe.db.get_value("Aether Agent Task", task, "status"), "cancelled")
+		self.assertFalse(
+			frappe.get_all(
+				"ToDo",
+				filters={
+					"reference_type": "Aether HITL Approval",
+					"reference_name": approval,
+					"status": "Open",
+				},
+			)
+		)
+		late = self.respond(self.approver, approval, "approve")
+		self.assertEqual(late.status_code, 409, late.data[:2000])
+
+	def test_a_definitions_runtime_fields_are_checked(self):
+		with self.assertRaisesRegex(frappe.ValidationError, "unknown task type 'gossip'"):
+			make("Aether Agent Definition", task_types="research\ngossip")
+		with self.assertRaisesRegex(frappe.ValidationError, "neither a user nor a role"):
+			make("Aether Agent Definition", approvers="nobody@example.com")
+		with self.assertRaisesRegex(frappe.ValidationError, "not an approval type"):
+			make("Aether Agent Definition", approval_expiry_hours=json.dumps({"whenever": 1}))
+		defn = make("Aether Agent Definition", task_types="research, analysis", approvers="Agent Operator")
+		self.assertEqual(defn.task_types, "research\nanalysis")
