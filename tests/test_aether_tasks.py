@@ -601,3 +601,35 @@ def test_a_serialization_conflict_is_contention_and_leaves_nothing(site):
 	assert lcur.fetchone() == (None,)
 	late.rollback()
 	assert row(cur, job, "assigned_to") == (first,)
+
+
+def test_a_definitions_tools_are_an_allow_list():
+	from cauldron.aether import tools
+
+	allowed = tools.allow_list(
+		{"lore.search": True, "documents.read": ["Lore Document", "Lore Document"], "synapse.metrics": False}
+	)
+	assert allowed == {"lore.search": True, "documents.read": ["Lore Document"], "synapse.metrics": False}
+	tools.check(allowed, "lore.search")
+	tools.check(allowed, "documents.read", "Lore Document")
+	refusals = [
+		("synapse.metrics", None, "synapse.metrics is not in this agent's tools"),
+		("interactions.record", None, "is not in this agent's tools"),
+		("documents.read", "Aegis Threat", "not allowed on 'Aegis Threat'"),
+		("documents.create", "Lore Document", "not allowed on 'Lore Document'"),
+		("shell.exec", None, "unknown tool 'shell.exec'"),
+		(["lore.search"], None, "unknown tool"),
+	]
+	for tool, doctype, message in refusals:
+		with pytest.raises(tools.ToolRefused, match=message):
+			tools.check(allowed, tool, doctype)
+	assert tools.allow_list({}) == {} and tools.allow_list(None) == {}
+	for bad, message in [
+		({"web.browse": True}, "unknown tool 'web.browse'"),
+		({"documents.read": "Lore Document"}, "takes a list of DocType names"),
+		({"documents.read": ["a\x00b"]}, "NUL"),
+		({"lore.search": "yes"}, "is true or false"),
+		(["lore.search"], "must be an object"),
+	]:
+		with pytest.raises((tools.ToolError, values.InvalidValue), match=message):
+			tools.allow_list(bad)

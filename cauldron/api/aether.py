@@ -1,5 +1,6 @@
 """Aether endpoints: /api/method/cauldron.api.aether.<name>"""
 
+import json
 import uuid
 from contextlib import contextmanager
 
@@ -7,7 +8,7 @@ import frappe
 from frappe import _
 
 from cauldron import db, params
-from cauldron.aether import tasks
+from cauldron.aether import tasks, tools
 from cauldron.pg import CauldronDBError, tables, values
 
 MAX_BATCH = 5000
@@ -293,3 +294,175 @@ def cancel_task(task, reason=None) -> dict:
 	with engine_errors():
 		before = tasks.cancel(db.cursor(), task, reason or _("cancelled by {0}").format(frappe.session.user))
 	return {"task": task, "status": "cancelled", "was": before}
+
+
+# --- tools (cauldron.aether.tools) ----------------------------------------------------------------
+
+MAX_TOOL_ROWS = 1000
+
+
+@frappe.whitelist(methods=["POST"])
+@params.checked(json=("arguments",), names=("instance",))
+def call_tool(instance, tool, arguments=None, task=None):
+	"""Call one of Cauldron's capabilities for `instance`, if its definition's `tools` allow it (see
+	cauldron.aether.tools): `lore.search`, `documents.read` ({doctype, name}), `documents.create`
+	({doctype, fields}), `synapse.metrics` ({filters, fields, limit}), `interactions.record`
+	({interactions}), `approvals.request` ({task, approval_type, description, details}). Frappe's
+	permissions of the caller apply as well. Every call is recorded as a tool_call interaction of the
+	instance (session: `task` when given), with a tool_result or error after it; a call outside the
+	allow-list is refused (403) and recorded all the same."""
+	_may_work(instance)
+	if arguments is None:
+		arguments = {}
+	if not isinstance(arguments, dict):
+		frappe.throw(_("arguments must be a JSON object"), params.InvalidParameter)
+	with params.refused():
+		if task not in (None, ""):
+			values.name(task, "task")
+		else:
+			task = None
+	definition = frappe.db.get_value(
+		"Aether Agent Definition", _definition_of(instance), ["name", "tools"], as_dict=True
+	)
+	doctype = arguments.get("doctype") if tool in tools.DOCTYPE_TOOLS else None
+	session = _session(task, instance)
+	call = {"tool": tool if isinstance(tool, str) else values.shown(tool), "arguments": arguments}
+	try:
+		tools.check(_allowed(definition), tool, doctype)
+	except tools.ToolRefused as e:
+		_record_and_commit(
+			instance,
+			session,
+			[("tool_call", call, {"refused": True}), ("error", {"tool": call["tool"], "error": str(e)}, {})],
+		)
+		frappe.throw(str(e), frappe.PermissionError, title=_("Tool not allowed"))
+	frappe.db.savepoint("cauldron_tool_call")
+	try:
+		result = TOOL_CALLS[tool](instance, arguments)
+	except Exception as e:
+		frappe.db.rollback(save_point="cauldron_tool_call")
+		_record_and_commit(
+			instance,
+			session,
+			[("tool_call", call, {}), ("error", {"tool": tool, "error": str(e)[:4000]}, {})],
+		)
+		raise
+	summary = {"tool": tool, "ok": True}
+	if isinstance(result, list):
+		summary["rows"] = len(result)
+	elif isinstance(result, dict) and result.get("name"):
+		summary["name"] = result["name"]
+	tables.write_agent_interactions(
+		db.cursor(),
+		[
+			tables.AgentInteraction(session, instance, "tool_call", call, {}),
+			tables.AgentInteraction(session, instance, "tool_result", summary, {}),
+		],
+	)
+	return result
+
+
+def _definition_of(instance: str) -> str:
+	return frappe.db.get_value("Aether Agent Instance", instance, "definition")
+
+
+def _allowed(definition) -> dict:
+	raw = definition.tools if definition else None
+	try:
+		parsed = json.loads(raw) if isinstance(raw, str) and raw else raw
+		return tools.allow_list(parsed)
+	except (ValueError, tools.ToolError):
+		return {}  # an allow-list that cannot be read allows nothing
+
+
+def _session(task: str | None, instance: str) -> str:
+	"""The interaction session of a tool call: the task's id, else the instance's own."""
+	for name in (task, instance):
+		try:
+			return str(uuid.UUID(str(name)))
+		except ValueError:
+			continue
+	return str(uuid.uuid5(uuid.NAMESPACE_URL, instance))
+
+
+def _record_and_commit(instance: str, session: str, rows) -> None:
+	"""Record interactions that must outlive the refusal about to be raised (which rolls back)."""
+	frappe.db.rollback()
+	tables.write_agent_interactions(
+		db.cursor(),
+		[tables.AgentInteraction(session, instance, kind, content, meta) for kind, content, meta in rows],
+	)
+	frappe.db.commit()
+
+
+def _lore_search(_instance, arguments):
+	return frappe.get_attr("cauldron.api.lore.search")(**arguments)
+
+
+def _read_document(_instance, arguments):
+	doctype, name = arguments.get("doctype"), arguments.get("name")
+	with params.refused():
+		values.name(name, "name")
+	doc = frappe.get_doc(doctype, name)
+	doc.check_permission("read")
+	data = doc.as_dict(no_default_fields=False)
+	for df in doc.meta.fields:
+		if df.fieldtype == "Password":
+			data.pop(df.fieldname, None)
+	return data
+
+
+def _create_document(_instance, arguments):
+	fields = arguments.get("fields") or {}
+	if not isinstance(fields, dict):
+		frappe.throw(_("fields must be a JSON object"), params.InvalidParameter)
+	doc = frappe.get_doc({**fields, "doctype": arguments["doctype"]})
+	doc.insert()
+	return {"doctype": doc.doctype, "name": doc.name}
+
+
+def _synapse_metrics(_instance, arguments):
+	limit = params.whole_number(arguments.get("limit", 100), "limit", 1, MAX_TOOL_ROWS)
+	return frappe.get_list(
+		"Synapse Metric",
+		filters=params.filters(arguments.get("filters")) and arguments.get("filters"),
+		fields=arguments.get("fields") or ["*"],
+		limit_page_length=limit,
+		order_by=None,
+	)
+
+
+def _record(_instance, arguments):
+	return record_interactions(interactions=arguments.get("interactions"))
+
+
+def _request_approval(instance, arguments):
+	from cauldron.aether.doctype.aether_agent_task.aether_agent_task import request_approval
+
+	task = arguments.get("task")
+	with params.refused():
+		values.name(task, "task")
+	held = frappe.db.get_value("Aether Agent Task", task, ["status", "assigned_to"])
+	if not held or held != ("running", instance):
+		frappe.throw(_("Instance {0} does not hold task {1}").format(instance, task), frappe.PermissionError)
+	approval_type = arguments.get("approval_type") or "tool_use"
+	if approval_type not in tasks.APPROVAL_TYPES:
+		frappe.throw(
+			_("approval_type must be one of {0}").format(", ".join(tasks.APPROVAL_TYPES)),
+			params.InvalidParameter,
+		)
+	doc = frappe.get_doc("Aether Agent Task", task)
+	approval = request_approval(doc, approval_type, arguments.get("description"))
+	if arguments.get("details") is not None:
+		approval.db_set("details", frappe.as_json(arguments["details"]))
+	return {"doctype": approval.doctype, "name": approval.name, "expires_at": approval.expires_at}
+
+
+TOOL_CALLS = {
+	"lore.search": _lore_search,
+	"documents.read": _read_document,
+	"documents.create": _create_document,
+	"synapse.metrics": _synapse_metrics,
+	"interactions.record": _record,
+	"approvals.request": _request_approval,
+}

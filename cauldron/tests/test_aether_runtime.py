@@ -229,6 +229,95 @@ class TestAetherRuntime(FrappeTestCase):
 		self.assertEqual(late.status_code, 403, late.data[:2000])
 
 
+class TestAetherTools(FrappeTestCase):
+	@classmethod
+	def setUpClass(cls):
+		super().setUpClass()
+		cls.started = now_datetime()
+		cls.operator = user_with_roles(OPERATOR, "Agent Operator", "Knowledge Editor")
+		frappe.db.commit()
+
+	@classmethod
+	def tearDownClass(cls):
+		frappe.set_user("Administrator")
+		delete_created_since(cls.started)
+		drop_user(OPERATOR)
+		frappe.db.commit()
+		super().tearDownClass()
+
+	def setUp(self):
+		frappe.set_user("Administrator")
+		tools = {
+			"documents.read": ["Lore Document"],
+			"documents.create": ["Lore Entity"],
+			"lore.search": False,
+		}
+		self.definition = make("Aether Agent Definition", tools=json.dumps(tools)).name
+		self.instance = make("Aether Agent Instance", definition=self.definition).name
+		self.document = make("Lore Document").name
+		frappe.db.commit()
+
+	def call(self, tool, arguments, **extra):
+		return rest(
+			"post",
+			API + "call_tool",
+			self.operator,
+			{"instance": self.instance, "tool": tool, "arguments": arguments, **extra},
+		)
+
+	def recorded(self) -> list[tuple]:
+		frappe.db.commit()
+		cur = db.cursor()
+		cur.execute(
+			"""SELECT interaction_type, content->>'tool', coalesce(metadata->>'refused', '')
+			FROM aether.agent_interactions WHERE agent_instance_id = %s::uuid ORDER BY created_at, interaction_type <> 'tool_call'""",
+			(self.instance,),
+		)
+		return cur.fetchall()
+
+	def test_allowed_tools_run_with_the_callers_permissions_and_are_recorded(self):
+		read = self.call("documents.read", {"doctype": "Lore Document", "name": self.document})
+		self.assertEqual(read.status_code, 200, read.data[:2000])
+		self.assertEqual(read.json["message"]["name"], self.document)
+		created = self.call(
+			"documents.create",
+			{"doctype": "Lore Entity", "fields": {"entity_name": "Kafka", "entity_type": "technology"}},
+		)
+		self.assertEqual(created.status_code, 200, created.data[:2000])
+		self.assertTrue(frappe.db.exists("Lore Entity", created.json["message"]["name"]))
+		self.assertEqual(
+			[row[:2] for row in self.recorded()],
+			[
+				("tool_call", "documents.read"),
+				("tool_result", "documents.read"),
+				("tool_call", "documents.create"),
+				("tool_result", "documents.create"),
+			],
+		)
+
+	def test_a_call_outside_the_allow_list_is_refused_and_recorded(self):
+		for tool, arguments in [
+			("lore.search", {"query": "kafka"}),
+			("documents.read", {"doctype": "Aether Agent Definition", "name": self.definition}),
+			("documents.create", {"doctype": "Lore Document", "fields": {"title": "x"}}),
+			("shell.exec", {"cmd": "rm -rf /"}),
+		]:
+			with self.subTest(tool=tool):
+				response = self.call(tool, arguments)
+				self.assertEqual(response.status_code, 403, response.data[:2000])
+				self.assertIn("Tool not allowed", response.data.decode())
+		refused = [row for row in self.recorded() if row[0] == "tool_call"]
+		self.assertEqual(len(refused), 4)
+		self.assertTrue(all(row[2] == "true" for row in refused))
+
+	def test_a_failing_call_is_recorded_with_its_error(self):
+		missing = self.call(
+			"documents.read", {"doctype": "Lore Document", "name": "00000000-0000-4000-8000-000000000000"}
+		)
+		self.assertEqual(missing.status_code, 404, missing.data[:2000])
+		self.assertEqual([row[0] for row in self.recorded()], ["tool_call", "error"])
+
+
 class TestAetherApprovals(FrappeTestCase):
 	@classmethod
 	def setUpClass(cls):

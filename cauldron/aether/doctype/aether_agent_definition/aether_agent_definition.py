@@ -3,7 +3,7 @@ import json
 import frappe
 from frappe import _
 
-from cauldron.aether import tasks
+from cauldron.aether import tasks, tools
 from cauldron.model import UUIDNamedDocument, refuse_secrets
 
 
@@ -13,6 +13,12 @@ class AetherAgentDefinition(UUIDNamedDocument):
 		self.check_runtime()
 
 	def check_runtime(self):
+		try:
+			tools.allow_list(
+				json.loads(self.tools) if isinstance(self.tools, str) and self.tools else self.tools
+			)
+		except (ValueError, tools.ToolError) as e:
+			frappe.throw(_("Tools: {0}").format(e), title=_("Tools"))
 		try:
 			self.task_types = "\n".join(tasks.task_types_of(self.task_types)) or None
 		except tasks.TaskError as e:
