@@ -53,9 +53,16 @@ before_request = ["cauldron.params.check_request"]
 scheduler_events = {
 	# seal the audit rows committed in the last minute into the hash chain
 	# and rescue agent tasks whose lease ran out, expire unanswered approvals (cauldron.aether.jobs)
-	"cron": {"* * * * *": ["cauldron.tasks.seal_audit", "cauldron.aether.jobs.maintain_tasks"]},
+	# and embed the Lore Documents queued in command.work_queue (also woken after each commit)
+	"cron": {
+		"* * * * *": [
+			"cauldron.tasks.seal_audit",
+			"cauldron.aether.jobs.maintain_tasks",
+			"cauldron.tasks.embed_lore_documents",
+		]
+	},
 	"hourly": ["cauldron.tasks.refresh_rollups"],
-	"daily": ["cauldron.tasks.maintain_partitions"],
+	"daily": ["cauldron.tasks.maintain_partitions", "cauldron.tasks.purge_work_queue"],
 }
 
 # Document Events
@@ -66,8 +73,10 @@ doc_events = {
 		"before_insert": "cauldron.events.before_insert",
 		"before_change": "cauldron.events.before_change",
 		"on_change": "cauldron.events.on_change",
-		"after_delete": "cauldron.events.after_delete",
+		"after_delete": ["cauldron.events.after_delete", "cauldron.api.lore.file_changed"],
 		"after_rename": "cauldron.events.after_rename",
+		# a File attached to a Lore Document is part of its text: a new or deleted one re-embeds it
+		"after_insert": "cauldron.api.lore.file_changed",
 	},
 	# The seed's ON DELETE CASCADE / SET NULL for the Links into these DocTypes (cauldron.relations).
 	**{doctype: {"on_trash": "cauldron.relations.on_trash"} for doctype in relations.TARGETS},

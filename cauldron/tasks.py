@@ -1,4 +1,6 @@
-"""Scheduled jobs (hooks.scheduler_events): audit sealing, rollups and partitions."""
+"""Scheduled jobs (hooks.scheduler_events): audit sealing, rollups, partitions and Lore's embedding."""
+
+import time
 
 import frappe
 import psycopg2
@@ -37,3 +39,44 @@ def erase_audit_user(user: str, replacement: str, full_name: str | None = None):
 			frappe.db.rollback()
 			if attempt == 2:
 				raise
+
+
+# Lore's embedding worker: run every minute and woken after a commit that queued documents
+# (cauldron.api.lore.wake_worker); several at once share the work (SKIP LOCKED claims).
+LORE_WORKER_SECONDS = 50
+LORE_BATCH = 10
+# Done items of the queue are kept this long for the counts, then purged daily.
+QUEUE_DONE_KEPT_SECONDS = 7 * 86400
+
+
+def embed_lore_documents(seconds: float = LORE_WORKER_SECONDS):
+	"""Embed queued Lore Documents in batches until the queue has none due or `seconds` have passed."""
+	from cauldron.api import lore
+	from cauldron.lore import ingest
+
+	deadline = time.monotonic() + seconds
+	cur = db.cursor()
+	providers = lore.pipeline_providers(cur)
+	total = ingest.BatchResult()
+	while True:
+		batch = ingest.run_batch(
+			db.cursor(), providers, load=lore.load_document, limit=LORE_BATCH, commit=frappe.db.commit
+		)
+		for key in ("claimed", "done", "retrying", "parked", "lost", "chunks", "embedded"):
+			setattr(total, key, getattr(total, key) + getattr(batch, key))
+		total.errors.update(batch.errors)
+		total.activated = batch.activated or total.activated
+		if not batch.claimed or time.monotonic() > deadline:
+			break
+	if total.claimed:
+		lore.compact_keyword_statistics(db.cursor())
+		frappe.db.commit()
+	return total
+
+
+def purge_work_queue():
+	"""Delete the durable queue's done items older than a week (parked ones stay until retried)."""
+	from cauldron.pg import queue
+
+	queue.purge(db.cursor(), QUEUE_DONE_KEPT_SECONDS)
+	frappe.db.commit()

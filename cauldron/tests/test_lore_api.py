@@ -1,4 +1,5 @@
-"""Bench tier: Lore's vector endpoints over REST, for the Knowledge Editor and no one else."""
+"""Bench tier: Lore's vector endpoints over REST, for the Knowledge Editor and no one else; chunks a
+caller supplies are the active model's (or the building one's), never another's."""
 
 import json
 
@@ -97,3 +98,30 @@ class TestLoreAPI(FrappeTestCase):
 			)
 			chunks = [{"chunk_index": 0, "content": "x", "embedding": unit(self.dimension, 0)}]
 			self.assertEqual(self.set_chunks(token, chunks).status_code, 403)
+
+	def test_chunks_of_a_model_search_never_compares_are_refused(self):
+		response = rest(
+			"post",
+			"/api/method/cauldron.api.lore.set_document_chunks",
+			self.editor,
+			{
+				"document": self.document,
+				"model": "some-other-model",
+				"chunks": [{"chunk_index": 0, "content": "other", "embedding": unit(self.dimension, 1)}],
+			},
+		)
+		self.assertEqual(response.status_code, 417, response.data)
+		self.assertIn("neither the active embedding model", response.data.decode())
+		cur = db.cursor()
+		cur.execute("SELECT count(*) FROM lore.document_chunks WHERE content = 'other'")
+		self.assertEqual(cur.fetchone()[0], 0)
+
+	def test_a_search_needs_a_query_or_an_embedding_and_a_known_mode(self):
+		for args, message in (
+			({}, "needs a query (text) or an embedding"),
+			({"query": "x", "mode": "fuzzy"}, "mode must be one of"),
+		):
+			with self.subTest(args):
+				response = rest("post", "/api/method/cauldron.api.lore.search", self.editor, args)
+				self.assertEqual(response.status_code, 417, response.data)
+				self.assertIn(message, response.data.decode())

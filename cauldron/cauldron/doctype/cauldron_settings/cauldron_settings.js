@@ -9,5 +9,23 @@ frappe.ui.form.on("Cauldron Settings", {
 				});
 			});
 		});
+		frm.add_custom_button(__("Test Embedding Provider"), () => {
+			if (frm.is_dirty()) {
+				frappe.msgprint(__("Save the settings first: the test uses the saved provider."));
+				return;
+			}
+			frappe.call({ method: "cauldron.api.lore.test_provider", type: "POST" }).then((r) => {
+				const m = r.message;
+				frappe.msgprint(
+					__("{0} answered with a {1}-dimensional vector in {2} ms.", [
+						frappe.utils.escape_html(m.model),
+						m.dimension,
+						m.milliseconds,
+					]),
+					__("Embedding provider works")
+				);
+			});
+		});
+		frm.add_custom_button(__("Lore Embedding Queue"), () => frappe.set_route("lore-queue"));
 	},
 });
