@@ -466,3 +466,52 @@ TOOL_CALLS = {
 	"interactions.record": _record,
 	"approvals.request": _request_approval,
 }
+
+
+@frappe.whitelist()
+@params.checked()
+def inbox(everyone=0, limit=100) -> list[dict]:
+	"""Pending HITL Approvals assigned to the caller (with `everyone`, every pending one the caller may
+	read), soonest to expire first, with their tasks: the Approval Inbox page."""
+	frappe.has_permission("Aether HITL Approval", "read", throw=True)
+	everyone = _flag(everyone if everyone not in (None, "") else 0, "everyone")
+	limit = params.whole_number(limit if limit not in (None, "") else 100, "limit", 1, 1000)
+	filters = {"status": "pending"}
+	if not everyone:
+		assigned = frappe.get_all(
+			"ToDo",
+			filters={
+				"reference_type": "Aether HITL Approval",
+				"allocated_to": frappe.session.user,
+				"status": "Open",
+			},
+			pluck="reference_name",
+		)
+		filters["name"] = ("in", assigned or [""])
+	approvals = frappe.get_list(
+		"Aether HITL Approval",
+		filters=filters,
+		fields=["name", "task", "approval_type", "description", "owner", "creation", "expires_at"],
+		order_by="expires_at asc",
+		limit_page_length=limit,
+	)
+	names = [a.task for a in approvals]
+	found = {
+		t.name: t
+		for t in frappe.get_all(
+			"Aether Agent Task",
+			filters={"name": ("in", names or [""])},
+			fields=["name", "task_name", "task_type", "priority", "status"],
+		)
+	}
+	for approval in approvals:
+		task = found.get(approval.task) or {}
+		approval.update(
+			{
+				"task_name": task.get("task_name"),
+				"task_type": task.get("task_type"),
+				"priority": task.get("priority"),
+				"task_status": task.get("status"),
+			}
+		)
+	return approvals

@@ -409,6 +409,27 @@ class TestAetherApprovals(FrappeTestCase):
 		twice = self.respond(self.approver, approval, "reject")
 		self.assertEqual(twice.status_code, 409, twice.data[:2000])
 
+	def test_the_inbox_lists_what_waits_for_the_caller(self):
+		task, approval = self.request()
+
+		def inbox(token, **args):
+			response = rest("get", API + "inbox?" + "&".join(f"{k}={v}" for k, v in args.items()), token)
+			self.assertEqual(response.status_code, 200, response.data[:2000])
+			return [row["name"] for row in response.json["message"]]
+
+		self.assertIn(approval, inbox(self.approver))
+		row = next(
+			r for r in rest("get", API + "inbox", self.approver).json["message"] if r["name"] == approval
+		)
+		self.assertEqual(
+			(row["task"], row["task_status"], row["owner"]), (task, "awaiting_approval", OPERATOR)
+		)
+		self.assertNotIn(approval, inbox(self.outsider))
+		self.assertIn(approval, inbox(self.outsider, everyone=1))
+		self.assertEqual(rest("get", API + "inbox", None).status_code, 403)
+		self.assertEqual(self.respond(self.approver, approval, "approve").status_code, 200)
+		self.assertNotIn(approval, inbox(self.approver))
+
 	def test_a_rejection_cancels_the_task(self):
 		task, approval = self.request()
 		response = self.respond(self.approver, approval, "reject", notes="too risky")
