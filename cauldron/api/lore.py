@@ -24,7 +24,7 @@ from frappe.utils import get_datetime
 from psycopg2 import sql
 
 from cauldron import db, params
-from cauldron.lore import extract, ingest, keyword, providers
+from cauldron.lore import extract, graph, ingest, keyword, providers
 from cauldron.lore import search as lore_search
 from cauldron.pg import CauldronDBError, queue, vectors
 
@@ -227,15 +227,15 @@ def file_changed(doc, method=None) -> None:
 # --- search ---------------------------------------------------------------------------------------
 
 
-def readable_documents(user: str | None = None) -> sql.Composable:
-	"""The SELECT of the Lore Document names `user` may read, as Frappe's own list builds it (DocPerms,
-	User Permissions, permission query conditions, shares), for use inside another statement.
-	frappe.get_list(run=0) gives its SQL as frappe.db.sql would send it, before the two rewrites
-	that sql() still makes (ifnull, and no parameters: a % is literal)."""
+def readable_documents(user: str | None = None, doctype: str = DOCTYPE) -> sql.Composable:
+	"""The SELECT of the names of `doctype` (Lore Document) `user` may read, as Frappe's own list
+	builds it (DocPerms, User Permissions, permission query conditions, shares), for use inside
+	another statement. frappe.get_list(run=0) gives its SQL as frappe.db.sql would send it, before the
+	two rewrites that sql() still makes (ifnull, and no parameters: a % is literal)."""
 	from frappe.database.database import IFNULL_PATTERN
 
 	text = frappe.get_list(
-		DOCTYPE, fields=["name"], run=0, limit_page_length=0, order_by="", user=user or frappe.session.user
+		doctype, fields=["name"], run=0, limit_page_length=0, order_by="", user=user or frappe.session.user
 	)
 	text = IFNULL_PATTERN.sub("coalesce(", str(text).strip())
 	return sql.SQL(text.replace("%", "%%"))
@@ -530,3 +530,99 @@ def test_provider() -> dict:
 def compact_keyword_statistics(cur) -> None:
 	if keyword.available(cur):
 		keyword.compact_statistics(cur)
+
+
+# --- knowledge graph ------------------------------------------------------------------------------
+
+ENTITY = "Lore Entity"
+
+
+def _graph_filters(relationship_types, min_confidence, directed) -> dict:
+	if min_confidence not in (None, ""):
+		try:
+			min_confidence = float(min_confidence)
+		except (TypeError, ValueError):
+			frappe.throw(_("min_confidence must be a number from 0 to 1"), params.InvalidParameter)
+	return {
+		"relationship_types": _names_list(relationship_types, "relationship_types"),
+		"min_confidence": None if min_confidence in (None, "") else min_confidence,
+		"directed": directed in (True, 1, "1", "true"),
+	}
+
+
+def _readable_entity(entity: str) -> None:
+	"""Read permission on the entity, the same refusal whether it exists or not."""
+	# has_permission loads the document: a name that does not exist would be a 404 there
+	if not frappe.db.exists(ENTITY, entity) or not frappe.has_permission(ENTITY, "read", doc=entity):
+		frappe.throw(_("Not permitted to read {0} {1}").format(_(ENTITY), entity), frappe.PermissionError)
+
+
+@frappe.whitelist()
+@params.checked(json=("relationship_types",), names=("entity",))
+def neighbourhood(entity, depth=2, relationship_types=None, min_confidence=None, directed=False) -> dict:
+	"""The Lore Entities within `depth` hops (1 to 6) of `entity` and the relationships among them,
+	through readable entities only: {nodes: [{name, entity_name, entity_type, depth}], edges: [{name,
+	source, target, relationship_type, confidence}], truncated}. Filters: `relationship_types`
+	(a list), `min_confidence`, `directed` (follow relationships from source to target only)."""
+	_readable_entity(entity)
+	depth = params.whole_number(depth, "depth", 1, graph.MAX_DEPTH)
+	with params.refused():
+		return graph.neighbourhood(
+			db.cursor(),
+			entity,
+			depth,
+			**_graph_filters(relationship_types, min_confidence, directed),
+			readable=readable_documents(doctype=ENTITY),
+		)
+
+
+@frappe.whitelist()
+@params.checked(json=("relationship_types",), names=("source", "target"))
+def shortest_path(
+	source, target, max_depth=graph.MAX_DEPTH, relationship_types=None, min_confidence=None, directed=False
+):
+	"""A shortest path between two Lore Entities through readable ones: [{entity, relationship,
+	depth}] from `source` to `target`, or null when there is none within `max_depth` hops."""
+	_readable_entity(source)
+	_readable_entity(target)
+	max_depth = params.whole_number(max_depth, "max_depth", 1, graph.MAX_DEPTH)
+	with params.refused():
+		return graph.shortest_path(
+			db.cursor(),
+			source,
+			target,
+			max_depth,
+			**_graph_filters(relationship_types, min_confidence, directed),
+			readable=readable_documents(doctype=ENTITY),
+		)
+
+
+@frappe.whitelist()
+@params.checked(names=("entity",))
+def similar_entities(entity=None, query=None, limit=10) -> list[dict]:
+	"""The readable Lore Entities nearest to `entity`'s embedding, or to the text `query` embedded
+	with the active model: [{name, entity_name, entity_type, distance}], nearest first."""
+	if (entity is None) == (query is None):
+		frappe.throw(_("give either an entity or a query"), params.InvalidParameter)
+	if entity is not None:
+		_readable_entity(entity)
+	else:
+		frappe.has_permission(ENTITY, "read", throw=True)
+		if not isinstance(query, str) or not query.strip():
+			frappe.throw(_("query must be text"), params.InvalidParameter)
+	limit = params.whole_number(limit, "limit", 1, 1000)
+	cur = db.cursor()
+	with params.refused():
+		try:
+			embedding = None if entity is not None else _embed_query(cur, query)
+			return graph.similar_entities(
+				cur,
+				entity=entity,
+				embedding=embedding,
+				limit=limit,
+				readable=readable_documents(doctype=ENTITY),
+			)
+		except vectors.VectorsUnavailable as e:
+			frappe.throw(str(e), title=_("Semantic search is not available"))
+		except providers.ProviderError as e:
+			frappe.throw(str(e), params.InvalidParameter, title=_("The embedding provider failed"))
