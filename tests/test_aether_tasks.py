@@ -633,3 +633,19 @@ def test_a_definitions_tools_are_an_allow_list():
 	]:
 		with pytest.raises((tools.ToolError, values.InvalidValue), match=message):
 			tools.allow_list(bad)
+
+
+def test_the_seeds_statuses_are_migrated(site):
+	_db, conn = site
+	cur = conn.cursor()
+	approved = task(cur, status="approved")
+	rejected = task(cur, status="rejected")
+	running = task(cur, status="running")
+	assert tasks.migrate_statuses(cur) == 2
+	assert [row(cur, n, "status")[0] for n in (approved, rejected, running)] == [
+		"ready",
+		"cancelled",
+		"running",
+	]
+	assert tasks.migrate_statuses(cur) == 0
+	assert set(tasks.SEED_STATUSES.values()) <= set(tasks.STATUSES)

@@ -135,6 +135,21 @@ def ensure_indexes(cur, doctype: str | None = None) -> None:
 				cur.execute(statement)
 
 
+# The seed's task statuses that this state machine names otherwise.
+SEED_STATUSES = {"approved": "ready", "rejected": "cancelled"}
+
+
+def migrate_statuses(cur) -> int:
+	"""Rows written with the seed's statuses take this machine's (idempotent; returns how many)."""
+	cur.execute(
+		f"""
+		UPDATE {TASKS} SET status = CASE status WHEN 'approved' THEN 'ready' ELSE 'cancelled' END
+		WHERE status IN ('approved', 'rejected')
+		"""
+	)
+	return cur.rowcount
+
+
 class TaskError(CauldronDBError):
 	pass
 

@@ -124,4 +124,6 @@ def update_approval(task: str) -> None:
 
 
 def on_doctype_update():
-	tasks.ensure_indexes(db.cursor(), "Aether Agent Task")
+	cur = db.cursor()
+	tasks.ensure_indexes(cur, "Aether Agent Task")
+	tasks.migrate_statuses(cur)
