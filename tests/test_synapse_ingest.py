@@ -78,6 +78,8 @@ def test_a_timestamp_beyond_the_calendar_is_refused():
 def test_unknown_precision_is_refused():
 	with pytest.raises(values.InvalidValue, match="precision must be one of ns, us, ms, s"):
 		ingest.parse_lines("cpu v=1", "h")
+	with pytest.raises(values.InvalidValue, match="precision must be one of"):
+		ingest.parse_lines("cpu v=1", ["s"])
 
 
 def test_blank_and_comment_lines_are_skipped_and_numbers_count_them():

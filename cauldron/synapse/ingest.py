@@ -72,7 +72,7 @@ class _Bad(Exception):
 
 
 def precision_factor(precision: str) -> int:
-	if precision not in PRECISIONS:
+	if not isinstance(precision, str) or precision not in PRECISIONS:
 		raise values.InvalidValue(
 			f"precision must be one of {', '.join(PRECISIONS)}, not {values.shown(precision)}"
 		)
