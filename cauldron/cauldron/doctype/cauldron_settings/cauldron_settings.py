@@ -11,6 +11,13 @@ from cauldron.pg import CauldronDBError, timeseries, vectors
 
 
 class CauldronSettings(Document):
+	def before_validate(self):
+		# A mandatory field added by an upgrade has no value yet in an existing site's settings (a
+		# Single gets its defaults only when first created): take its default, or no save succeeds.
+		for df in self.meta.fields:
+			if df.reqd and df.default and self.get(df.fieldname) in (None, ""):
+				self.set(df.fieldname, df.default)
+
 	def validate(self):
 		try:
 			vectors.check_dimension(self.embedding_dimension)
