@@ -6,6 +6,7 @@ import frappe
 from psycopg2 import errors, sql
 
 from cauldron import db
+from cauldron.lore import ingest
 from cauldron.pg import audit, provision, tables, timeseries, vectors, views
 from cauldron.tests import factories
 
@@ -30,7 +31,8 @@ def seed() -> dict:
 		)
 		for i in range(30)
 	]
-	vectors.replace_document_chunks(cur, document, chunks)
+	# as the active model's vectors: search compares only those
+	vectors.replace_document_chunks(cur, document, chunks, model=ingest.active_model(cur))
 	entity = factories.make("Lore Entity").name
 	vectors.set_entity_embedding(cur, entity, query)
 	now = frappe.utils.now_datetime().astimezone()
