@@ -114,30 +114,6 @@ def _readable(readable, params: dict) -> sql.Composable | None:
 	return sql.SQL("SELECT unnest(%(readable)s::text[])")
 
 
-def _prepare(cur, ef_search: int, filtered: bool) -> tuple[int, bool, bool]:
-	"""One round trip: (the chunks' dimension, whether they have a `model` column, whether the keyword
-	leg is provisioned), and this transaction's HNSW settings."""
-	cur.execute(
-		"""
-		SELECT a.atttypmod,
-			EXISTS (SELECT 1 FROM pg_attribute m
-				WHERE m.attrelid = a.attrelid AND m.attname = 'model' AND NOT m.attisdropped),
-			to_regclass('lore.keyword_postings') IS NOT NULL,
-			set_config('hnsw.ef_search', %(ef_search)s, true),
-			CASE WHEN %(filtered)s AND string_to_array(e.extversion, '.')::int[] >= '{0,8}'
-				THEN set_config('hnsw.iterative_scan', 'relaxed_order', true) END
-		FROM pg_attribute a, pg_extension e
-		WHERE a.attrelid = to_regclass('lore.document_chunks') AND a.attname = 'embedding'
-			AND NOT a.attisdropped AND e.extname = 'vector'
-		""",
-		{"ef_search": str(int(ef_search)), "filtered": filtered},
-	)
-	row = cur.fetchone()
-	if row is None:
-		vectors.table_dimension(cur)  # raises VectorsUnavailable with what to do
-	return row[0], row[1], row[2]
-
-
 def search(
 	cur,
 	query: str | None = None,
@@ -180,7 +156,7 @@ def search(
 	readable_select = _readable(readable, params)
 	conditions = (filters or Filters()).conditions(params)
 	uses_vectors = mode in ("vector", "hybrid")
-	dimension, has_model, has_keyword = _prepare(
+	dimension, has_model, has_keyword = vectors.prepare_search(
 		cur, max(ef_search, candidates), uses_vectors and (bool(conditions) or readable_select is not None)
 	)
 	if query is not None and not has_keyword:

@@ -252,8 +252,9 @@ def _distance(metric: str, dimension: int) -> str:
 	return f"embedding {METRICS[metric]} %(query)s::vector"
 
 
-def _prepare_search(cur, ef_search: int, filtered: bool) -> int:
-	"""One round trip: the table's dimension, and this transaction's HNSW settings.
+def prepare_search(cur, ef_search: int, filtered: bool) -> tuple[int, bool, bool]:
+	"""One round trip before a search of lore.document_chunks: (its dimension, whether it has the
+	`model` column, whether Lore's keyword leg is provisioned), and this transaction's HNSW settings.
 
 	With a filter on pgvector 0.8+, the scan keeps walking the graph until enough rows pass it
 	(iterative scan); CASE evaluates set_config only when that applies.
@@ -261,6 +262,9 @@ def _prepare_search(cur, ef_search: int, filtered: bool) -> int:
 	cur.execute(
 		"""
 		SELECT a.atttypmod,
+			EXISTS (SELECT 1 FROM pg_attribute m
+				WHERE m.attrelid = a.attrelid AND m.attname = 'model' AND NOT m.attisdropped),
+			to_regclass('lore.keyword_postings') IS NOT NULL,
 			set_config('hnsw.ef_search', %(ef_search)s, true),
 			CASE WHEN %(filtered)s AND string_to_array(e.extversion, '.')::int[] >= '{0,8}'
 				THEN set_config('hnsw.iterative_scan', 'relaxed_order', true) END
@@ -272,8 +276,8 @@ def _prepare_search(cur, ef_search: int, filtered: bool) -> int:
 	)
 	row = cur.fetchone()
 	if row is None:
-		return table_dimension(cur)  # raises VectorsUnavailable with what to do
-	return row[0]
+		table_dimension(cur)  # raises VectorsUnavailable with what to do
+	return row[0], row[1], row[2]
 
 
 def search_chunks(
@@ -293,7 +297,7 @@ def search_chunks(
 	values.check(metadata_filter, "metadata filter")
 	if not isinstance(metric, str) or metric not in METRICS:
 		raise CauldronDBError(f"unknown metric {metric!r}: use one of {', '.join(METRICS)}")
-	dimension = _prepare_search(cur, max(ef_search, limit), metadata_filter is not None)
+	dimension, _, _ = prepare_search(cur, max(ef_search, limit), metadata_filter is not None)
 	query = _vector(embedding, dimension, "query embedding", allow_zero=metric == "l2")
 	distance = _distance(metric, dimension)
 	where = "WHERE embedding IS NOT NULL" + (" AND metadata @> %(filter)s::jsonb" if metadata_filter else "")
