@@ -12,6 +12,8 @@ import gzip
 import re
 from dataclasses import dataclass, field
 
+from cauldron.aegis import detect as aegis_detect
+from cauldron.lore import graph as lore_graph
 from cauldron.lore import keyword as lore_keyword
 from cauldron.pg import audit, capabilities, ledger, queue, tables, timeseries, vectors
 from cauldron.pg.ledger import Outcome
@@ -76,9 +78,11 @@ def all_steps(settings: Settings, timescale: bool) -> list[ledger.Step]:
 		*timeseries.steps(timescale),
 		*audit.steps(),
 		*vectors.steps(settings.embedding_dimension),
+		*lore_graph.steps(),
 		*lore_keyword.steps(),
 		*tables.steps(),
 		*queue.steps(),
+		*aegis_detect.steps(),
 	]
 
 
