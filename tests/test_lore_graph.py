@@ -1,13 +1,15 @@
 """The knowledge graph's queries over the Lore Entity / Lore Relationship tables, made here as Frappe
 makes them (tests/frappe_tables.py reads the DocTypes' JSON), on the real server."""
 
+import json
 import time
 
 import pytest
 from frappe_tables import create_doctype_table, doctypes
 from psycopg2 import sql
+from test_lore_ingest import WordHashModel
 
-from cauldron.lore import graph
+from cauldron.lore import graph, ingest
 from cauldron.pg import CauldronDBError, vectors
 
 
@@ -233,3 +235,162 @@ def test_tables_are_parameters(kg):
 	assert graph.neighbourhood(kg, "x")["nodes"] == [
 		{"name": "x", "entity_name": None, "entity_type": None, "depth": 0}
 	]
+
+
+# --- entity embeddings made by the pipeline ----------------------------------------------------------
+
+
+def described(cur, name, entity_name, description=None, documents=None, kind="concept"):
+	cur.execute(
+		'INSERT INTO "tabLore Entity" (name, entity_name, entity_type, description, metadata)'
+		" VALUES (%s, %s, %s, %s, %s)",
+		(name, entity_name, kind, description, json.dumps({graph.DOCUMENT_LINK_KEY: documents or []})),
+	)
+
+
+def stored(cur):
+	cur.execute(
+		"SELECT entity_id, model, embedding IS NOT NULL, next_model FROM lore.entity_embeddings ORDER BY 1"
+	)
+	return cur.fetchall()
+
+
+def queued(cur):
+	cur.execute(
+		"SELECT key, status FROM command.work_queue WHERE queue = %s ORDER BY key", (graph.ENTITY_QUEUE,)
+	)
+	return cur.fetchall()
+
+
+def test_entity_text_is_name_then_description():
+	assert graph.entity_text("  Acme \n Corp ", "Makes widgets.\n") == "Acme Corp\n\nMakes widgets."
+	assert graph.entity_text("Acme", None) == "Acme"
+	assert graph.entity_text(None, "  ") == ""
+
+
+def test_the_pipeline_embeds_queued_entities_with_the_model_and_one_failure_stays_its_own(kg):
+	conn = kg.connection
+	described(kg, "inv", "Invoice", "A bill for goods sent to a customer")
+	described(kg, "riv", "River", "Water flowing to the sea")
+	described(kg, "bad", "Broken", "this text makes the provider time out")
+	for name in ("inv", "riv", "bad", "gone"):  # "gone" was deleted after it was queued
+		graph.enqueue_entity(kg, name)
+	conn.commit()
+	model = WordHashModel("words-v1", fail_on="time out")
+	result = graph.run_entity_batch(kg, model, commit=conn.commit)
+	# the first model on a site becomes the active one as soon as nothing lacks its vectors
+	assert (result.claimed, result.done, result.retrying, result.activated) == (4, 3, 1, "words-v1")
+	assert "TimeoutError" in result.errors["bad"]
+	assert stored(kg) == [("inv", "words-v1", True, None), ("riv", "words-v1", True, None)]
+	assert queued(kg) == [("bad", "pending"), ("gone", "done"), ("inv", "done"), ("riv", "done")]
+	# the texts went to the provider in one call, then the failing batch one text at a time
+	assert model.calls[0] == [
+		"Invoice\n\nA bill for goods sent to a customer",
+		"River\n\nWater flowing to the sea",
+		"Broken\n\nthis text makes the provider time out",
+	]
+	assert model.calls[1:] == [[text] for text in model.calls[0]]
+	# the vector is the provider's for name and description: a text's own embedding is nearest to it
+	query = WordHashModel("words-v1").embed(["water flowing to the sea"])[0]
+	similar = graph.similar_entities(kg, embedding=query, limit=2)
+	assert [s["name"] for s in similar] == ["riv", "inv"]
+	assert similar[0]["entity_name"] == "River"
+	# an entity that is deleted loses its vector when its item comes
+	kg.execute("""DELETE FROM "tabLore Entity" WHERE name = 'riv'""")
+	graph.enqueue_entity(kg, "riv")
+	conn.commit()
+	assert graph.run_entity_batch(kg, model, commit=conn.commit).done == 1
+	assert [row[0] for row in stored(kg)] == ["inv"]
+
+
+def test_enqueue_rolls_back_with_the_change(kg):
+	conn = kg.connection
+	conn.commit()
+	described(kg, "x", "X")
+	graph.enqueue_entity(kg, "x")
+	conn.rollback()
+	assert queued(kg) == []
+
+
+def test_a_model_switch_re_embeds_entities_and_similar_answers_from_the_old_vectors_until_done(kg):
+	conn = kg.connection
+	old, new = WordHashModel("words-v1"), WordHashModel("words-v2")
+	for name, label, description in (
+		("inv", "Invoice", "A bill for goods"),
+		("rec", "Receipt", "Proof a bill was paid"),
+		("riv", "River", "Water flowing to the sea"),
+	):
+		described(kg, name, label, description)
+		graph.enqueue_entity(kg, name)
+	conn.commit()
+	assert graph.run_entity_batch(kg, old, commit=conn.commit).activated == "words-v1"
+	before = [s["name"] for s in graph.similar_entities(kg, "inv", limit=2)]
+
+	# the switch enqueues every entity with a vector (no document has chunks here)
+	assert ingest.switch_model(kg, "words-v2", 384) == 3
+	conn.commit()
+	assert graph.entities_lacking(kg, "words-v2", "words-v1") == ["inv", "rec", "riv"]
+	assert ingest.activate_if_complete(kg) is None  # entities lack the new model's vectors
+	# a caller's vector may be the building model's, never a third model's
+	with pytest.raises(CauldronDBError, match="neither the active embedding model"):
+		graph.set_entity_embedding(kg, "inv", unit(1), model="words-v9")
+
+	# part of the way: the new vectors wait beside the old ones, search answers from the old set
+	half = graph.run_entity_batch(kg, [old, new], limit=1, commit=conn.commit)
+	assert (half.done, half.activated) == (1, None)
+	assert stored(kg)[0] == ("inv", "words-v1", True, "words-v2")
+	assert [s["name"] for s in graph.similar_entities(kg, "inv", limit=2)] == before
+	cur = conn.cursor()
+	cur.execute("SELECT count(*) FROM lore.entity_embeddings WHERE model = 'words-v1'")
+	assert cur.fetchone()[0] == 3
+
+	rest = graph.run_entity_batch(kg, new, commit=conn.commit)
+	assert (rest.done, rest.activated) == (2, "words-v2")
+	assert ingest.active_model(kg) == "words-v2"
+	assert stored(kg) == [(n, "words-v2", True, None) for n in ("inv", "rec", "riv")]
+	query = new.embed(["Receipt\n\nProof a bill was paid"])[0]
+	assert graph.similar_entities(kg, embedding=query, limit=1)[0]["name"] == "rec"
+
+	# an abandoned build leaves the active vectors and drops its own
+	ingest.switch_model(kg, "words-v3", 384)
+	graph.run_entity_batch(kg, WordHashModel("words-v3"), limit=1, commit=conn.commit)
+	assert stored(kg)[0][3] == "words-v3"
+	ingest.switch_model(kg, "words-v2", 384)
+	assert stored(kg) == [(n, "words-v2", True, None) for n in ("inv", "rec", "riv")]
+
+
+def test_entities_of_documents_through_metadata_readable_ones_only(kg):
+	described(kg, "acme", "Acme", documents=["DOC-1", "DOC-2"], kind="organization")
+	described(kg, "alice", "Alice", documents=["DOC-1"], kind="person")
+	described(kg, "secret", "Secret", documents=["DOC-1"])
+	described(kg, "loner", "Loner")
+	kg.execute(
+		"""INSERT INTO "tabLore Entity" (name, entity_name, entity_type) VALUES ('bare', 'Bare', 'other')"""
+	)
+	found = graph.document_entities(kg, ["DOC-1", "DOC-2", "DOC-3"])
+	assert found == {
+		"DOC-1": [
+			{"name": "acme", "entity_name": "Acme", "entity_type": "organization"},
+			{"name": "alice", "entity_name": "Alice", "entity_type": "person"},
+			{"name": "secret", "entity_name": "Secret", "entity_type": "concept"},
+		],
+		"DOC-2": [{"name": "acme", "entity_name": "Acme", "entity_type": "organization"}],
+	}
+	readable = sql.SQL("""SELECT name FROM "tabLore Entity" WHERE name <> 'secret'""")
+	assert [e["name"] for e in graph.document_entities(kg, ["DOC-1"], readable=readable)["DOC-1"]] == [
+		"acme",
+		"alice",
+	]
+	assert [e["name"] for e in graph.document_entities(kg, ["DOC-1"], per_document=1)["DOC-1"]] == ["acme"]
+	assert graph.document_entities(kg, []) == {}
+	with pytest.raises(CauldronDBError, match="list of names"):
+		graph.document_entities(kg, "DOC-1")
+
+	# the link is indexed: on a large table the lookup is an index scan, not a scan of every entity
+	kg.execute(graph.DOCUMENT_LINK_INDEX)
+	kg.execute("SET LOCAL enable_seqscan = off")
+	kg.execute(
+		"""EXPLAIN SELECT name FROM "tabLore Entity" WHERE (metadata::jsonb -> %s) ? 'DOC-1'""",
+		(graph.DOCUMENT_LINK_KEY,),
+	)
+	assert "lore_entity_source_document_ids" in " ".join(row[0] for row in kg.fetchall())

@@ -310,8 +310,8 @@ def building_model(cur) -> str | None:
 
 
 def switch_model(cur, model: str, dimension: int) -> int:
-	"""Make `model` the one to build (the site's setting changed); returns how many documents were
-	enqueued to be embedded with it. Switching to the active model cancels a build in progress. The
+	"""Make `model` the one to build (the site's setting changed); returns how many documents (and
+	Lore Entities, cauldron.lore.graph) were enqueued to be embedded with it. Switching to the active model cancels a build in progress. The
 	chunks of a model whose build is abandoned are deleted."""
 	if not isinstance(model, str) or not model:
 		raise IngestError("an embedding model is named by a non-empty text")
@@ -347,14 +347,19 @@ def switch_model(cur, model: str, dimension: int) -> int:
 		(current.get("active", ""),),
 	)
 	documents = [row[0] for row in cur.fetchall()]
+	from cauldron.lore import graph  # Lore Entities' embeddings follow the switch (graph imports this module)
+
 	return queue.enqueue_many(
 		cur, QUEUE, [(d, {"reason": "model", "model": model}) for d in documents], priority=SWITCH_PRIORITY
-	)
+	) + graph.enqueue_for_model(cur, current.get("active", ""), model)
 
 
 def _retire(cur, model: str) -> None:
+	from cauldron.lore import graph
+
 	cur.execute("UPDATE lore.embedding_models SET status = 'retired' WHERE model = %s", (model,))
 	cur.execute("DELETE FROM lore.document_chunks WHERE model = %s", (model,))
+	graph.abandon_model(cur, model)
 
 
 def documents_lacking(cur, model: str, limit: int = 100) -> list[str]:
@@ -374,12 +379,18 @@ def documents_lacking(cur, model: str, limit: int = 100) -> list[str]:
 def activate_if_complete(cur) -> str | None:
 	"""Make the building model active when no document lacks its vectors; retire the old one and
 	delete its chunks in the same transaction. Returns the model made active, or None."""
+	from cauldron.lore import graph
+
 	_models_table(cur)
 	cur.execute("SAVEPOINT cauldron_lore_activate")
 	try:
 		cur.execute("SELECT model FROM lore.embedding_models WHERE status = 'building' FOR UPDATE")
 		row = cur.fetchone()
-		if row is None or documents_lacking(cur, row[0], 1):
+		if (
+			row is None
+			or documents_lacking(cur, row[0], 1)
+			or graph.entities_lacking(cur, row[0], active_model(cur), 1)
+		):
 			cur.execute("RELEASE SAVEPOINT cauldron_lore_activate")
 			return None
 		model = row[0]
@@ -392,6 +403,7 @@ def activate_if_complete(cur) -> str | None:
 			(model,),
 		)
 		cur.execute("DELETE FROM lore.document_chunks WHERE model = %s", (old[0] if old else "",))
+		graph.activate_model(cur, model)
 		cur.execute("RELEASE SAVEPOINT cauldron_lore_activate")
 		return model
 	except psycopg2.errors.SerializationFailure:
