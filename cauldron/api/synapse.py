@@ -12,16 +12,24 @@ query string (`...synapse.write?precision=s`). A JSON list posted as application
 
 Who may write: the roles in WRITER_ROLES, through Frappe's API keys (`Authorization: token
 key:secret`) or a session; every other user, Guest included, is refused (403) before the body is
-read. (Synapse Analyst, the Synapse area's role, rather than a role of its own: give an agent's user
-that role and nothing else.)
+read. Synapse Writer is the role of agents and collectors: it may write metrics and nothing else
+(no desk access, no DocType); give a Telegraf's API user that role alone.
+
+`series` and `top` read metrics (cauldron.synapse.query) for whoever may read Synapse Metric
+(Synapse Analyst, System Manager).
 """
 
+from datetime import datetime, timedelta
+
 import frappe
+from frappe import _
+from frappe.utils import get_system_timezone, now_datetime
 
 from cauldron import db, params
-from cauldron.synapse import ingest
+from cauldron.pg import values
+from cauldron.synapse import ingest, query
 
-WRITER_ROLES = ("Synapse Analyst", "System Manager")
+WRITER_ROLES = ("Synapse Writer", "Synapse Analyst", "System Manager")
 
 
 @frappe.whitelist(methods=["POST"])
@@ -35,3 +43,89 @@ def write(data=None, precision: str = "ns") -> int:
 		data = frappe.request.get_data() if frappe.request else b""
 	with params.refused():
 		return ingest.write(db.cursor(), data, precision or "ns")
+
+
+def _moment(value, what: str, default: datetime) -> datetime:
+	"""ISO 8601 text (or a datetime); without a zone, the site's time zone, as Frappe's own times."""
+	if value in (None, ""):
+		return default
+	if isinstance(value, str):
+		try:
+			value = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+		except ValueError:
+			frappe.throw(
+				_("{0} {1} is not an ISO 8601 time").format(what, frappe.bold(values.shown(value))),
+				params.InvalidParameter,
+				title=_("Invalid request"),
+			)
+	if not isinstance(value, datetime):
+		frappe.throw(_("{0} must be an ISO 8601 time").format(what), params.InvalidParameter)
+	if value.tzinfo is None:
+		from zoneinfo import ZoneInfo
+
+		value = value.replace(tzinfo=ZoneInfo(get_system_timezone()))
+	return value
+
+
+def _range(start, end, default_span: timedelta) -> tuple[datetime, datetime]:
+	from zoneinfo import ZoneInfo
+
+	now = now_datetime().replace(tzinfo=ZoneInfo(get_system_timezone()))
+	end = _moment(end, "end", now)
+	return _moment(start, "start", end - default_span), end
+
+
+def _read(method):
+	"""Run a query for a reader of Synapse Metric: an unknown metric is a 404, bad input a 417."""
+	frappe.has_permission("Synapse Metric", "read", throw=True)
+	with params.refused():
+		try:
+			return method(db.cursor())
+		except query.UnknownMetric as e:
+			frappe.throw(str(e), frappe.DoesNotExistError, title=_("Unknown metric"))
+
+
+@frappe.whitelist(methods=["GET", "POST"])
+@params.checked(json=("dimensions",))
+def series(
+	metric: str,
+	dimensions=None,
+	start: str | None = None,
+	end: str | None = None,
+	interval: str = "1 hour",
+	aggregate: str = "avg",
+	fill: str = "null",
+) -> dict:
+	"""`metric` aggregated per `interval` ("1 minute" to "1 month") over [start, end) (ISO 8601;
+	default the last 24 hours), points matching `dimensions` ({"host": "a"}, {"host": ["a", "b"]})
+	only, every bucket present: {"metric", "aggregate", "interval", "start", "end", "source",
+	"points": [[bucket, value or null], ...]}. See cauldron.synapse.query."""
+	start, end = _range(start, end, timedelta(days=1))
+	return _read(
+		lambda cur: query.series(
+			cur, metric, dimensions, start, end, interval or "1 hour", aggregate or "avg", fill or "null"
+		).as_dict()
+	)
+
+
+@frappe.whitelist(methods=["GET", "POST"])
+@params.checked(json=("dimensions",))
+def top(
+	metric: str,
+	dimension: str,
+	start: str | None = None,
+	end: str | None = None,
+	limit: int = 10,
+	aggregate: str = "sum",
+	dimensions=None,
+) -> list[dict]:
+	"""The `limit` values of `dimension` with the highest `aggregate` of `metric` over [start, end)
+	(default the last 24 hours): [{"value", "aggregate", "count"}, ...]."""
+	limit = params.whole_number(limit, "limit", 1, query.MAX_TOP)
+	start, end = _range(start, end, timedelta(days=1))
+	return _read(
+		lambda cur: [
+			{"value": row.value, "aggregate": row.aggregate, "count": row.count}
+			for row in query.top(cur, metric, dimension, start, end, limit, aggregate or "sum", dimensions)
+		]
+	)

@@ -13,6 +13,7 @@ from cauldron import db
 from cauldron.tests.factories import CLIENT, drop_user, rest, user_with_roles
 
 WRITER = "cauldron-synapse-writer@example.com"
+AGENT = "cauldron-synapse-agent@example.com"
 PLAIN = "cauldron-synapse-plain@example.com"
 PATH = "/api/method/cauldron.api.synapse.write"
 T = 1_772_366_400  # 2026-03-01 12:00:00 UTC
@@ -30,12 +31,14 @@ class TestSynapseWrite(FrappeTestCase):
 		super().setUpClass()
 		cls.writer = user_with_roles(WRITER, "Synapse Analyst")
 		cls.plain = user_with_roles(PLAIN)
+		cls.agent = user_with_roles(AGENT, "Synapse Writer")
 		frappe.db.commit()
 
 	@classmethod
 	def tearDownClass(cls):
 		drop_user(WRITER)
 		drop_user(PLAIN)
+		drop_user(AGENT)
 		frappe.db.commit()
 		super().tearDownClass()
 
@@ -101,6 +104,18 @@ class TestSynapseWrite(FrappeTestCase):
 			response = post_text(token, body, "?precision=s")
 			self.assertEqual(response.status_code, 403, response.data)
 		self.assertEqual(self.stored(), [])
+
+	def test_the_synapse_writer_role_writes_metrics_and_reads_nothing(self):
+		self.assertEqual(frappe.db.get_value("Role", "Synapse Writer", "desk_access"), 0)
+		response = post_text(self.agent, f"{self.measurement} v=1 {T}", "?precision=s")
+		self.assertEqual(response.status_code, 200, response.data)
+		self.assertEqual(len(self.stored()), 1)
+		for path in (
+			f"/api/method/cauldron.api.synapse.series?metric={self.measurement}.v",
+			"/api/resource/Synapse Metric",
+			"/api/resource/Synapse Analytics Metric",
+		):
+			self.assertEqual(rest("get", path, self.agent).status_code, 403, path)
 
 	def test_unknown_precision_is_refused(self):
 		response = post_text(self.writer, f"{self.measurement} v=1 {T}", "?precision=h")
