@@ -50,9 +50,10 @@ QUEUE_DONE_KEPT_SECONDS = 7 * 86400
 
 
 def embed_lore_documents(seconds: float = LORE_WORKER_SECONDS):
-	"""Embed queued Lore Documents in batches until the queue has none due or `seconds` have passed."""
+	"""Embed queued Lore Documents (and Lore Entities: cauldron.lore.graph) in batches until the
+	queues have none due or `seconds` have passed."""
 	from cauldron.api import lore
-	from cauldron.lore import ingest
+	from cauldron.lore import graph, ingest
 
 	deadline = time.monotonic() + seconds
 	cur = db.cursor()
@@ -62,11 +63,13 @@ def embed_lore_documents(seconds: float = LORE_WORKER_SECONDS):
 		batch = ingest.run_batch(
 			db.cursor(), providers, load=lore.load_document, limit=LORE_BATCH, commit=frappe.db.commit
 		)
-		for key in ("claimed", "done", "retrying", "parked", "lost", "chunks", "embedded"):
-			setattr(total, key, getattr(total, key) + getattr(batch, key))
-		total.errors.update(batch.errors)
-		total.activated = batch.activated or total.activated
-		if not batch.claimed or time.monotonic() > deadline:
+		entities = graph.run_entity_batch(db.cursor(), providers, commit=frappe.db.commit)
+		for done in (batch, entities):
+			for key in ("claimed", "done", "retrying", "parked", "lost", "chunks", "embedded"):
+				setattr(total, key, getattr(total, key) + getattr(done, key))
+			total.errors.update(done.errors)
+			total.activated = done.activated or total.activated
+		if not (batch.claimed or entities.claimed) or time.monotonic() > deadline:
 			break
 	if total.claimed:
 		lore.compact_keyword_statistics(db.cursor())

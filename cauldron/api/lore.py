@@ -217,6 +217,16 @@ def document_changed(doc, method=None) -> None:
 		enqueue_documents([doc.name])
 
 
+def entity_changed(doc, method=None) -> None:
+	"""Lore Entity on_update: a new entity, or a new name or description, is embedded again
+	(cauldron.lore.graph's queue, in the save's transaction; the same worker)."""
+	if not doc.get_doc_before_save() or any(
+		doc.has_value_changed(field) for field in ("entity_name", "description")
+	):
+		graph.enqueue_entity(db.cursor(), doc.name)
+		wake_worker()
+
+
 def file_changed(doc, method=None) -> None:
 	"""after_insert / after_delete of every document (hooks' "*"): a File attached to a Lore Document
 	came or went."""
@@ -371,6 +381,7 @@ def _named(hits: list[dict]) -> list[dict]:
 		if hits
 		else []
 	)
+	entities = _document_entities(sorted({h["document_id"] for h in hits}))
 	return [
 		{
 			**hit,
@@ -379,9 +390,21 @@ def _named(hits: list[dict]) -> list[dict]:
 			"title": titles.get(hit["document_id"]),
 			"url": f"/app/lore-document/{hit['document_id']}",
 			"distance": hit.get("vector_distance"),
+			"entities": entities.get(hit["document_id"], []),
 		}
 		for hit in hits
 	]
+
+
+def _document_entities(documents: list[str]) -> dict[str, list[dict]]:
+	"""The Lore Entities the caller may read that are linked to each document (cauldron.lore.graph)."""
+	if not documents or not frappe.has_permission(ENTITY, "read"):
+		return {}
+	found = graph.document_entities(db.cursor(), documents, readable=readable_documents(doctype=ENTITY))
+	return {
+		document: [{**e, "url": f"/app/lore-entity/{e['name']}"} for e in linked]
+		for document, linked in found.items()
+	}
 
 
 def _search_by_metric(embedding, limit, metadata_filter, metric) -> list[dict]:
@@ -445,10 +468,11 @@ def _replace_chunks(cur, document, chunks, model):
 @frappe.whitelist(methods=["POST"])
 @params.checked(json=("embedding",), names=("entity",))
 def set_entity_embedding(entity: str, embedding) -> None:
-	"""Store the Lore Entity's embedding (shown as lore.entities.embedding). Needs write permission."""
+	"""Store the Lore Entity's embedding (shown as lore.entities.embedding), as the active model's.
+	Needs write permission. Lore embeds the entity itself when its name or description changes."""
 	frappe.has_permission("Lore Entity", "write", throw=True)
 	frappe.get_doc("Lore Entity", entity).check_permission("write")
-	_vector_call(vectors.set_entity_embedding, entity, embedding)
+	_vector_call(graph.set_entity_embedding, entity, embedding)
 
 
 # --- the queue and the models, for Desk -----------------------------------------------------------
@@ -503,8 +527,12 @@ def retry(ids=None) -> int:
 
 @frappe.whitelist(methods=["POST"])
 def embed_all() -> int:
-	"""Queue every Lore Document (a site whose documents predate the pipeline, or after a failure)."""
+	"""Queue every Lore Document and Lore Entity (a site whose documents predate the pipeline, or
+	after a failure); returns how many documents."""
 	frappe.only_for(("System Manager", "Cauldron Manager"))
+	cur = db.cursor()
+	for name in frappe.get_all(ENTITY, pluck="name", order_by="creation asc"):
+		graph.enqueue_entity(cur, name)
 	return enqueue_documents(frappe.get_all(DOCTYPE, pluck="name", order_by="creation asc"))
 
 
