@@ -6,6 +6,7 @@ STABLE API (dashboards and forecasts call these; keep the signatures):
 		fill="null") -> Series
 	top(cur, metric, dimension, start=..., end=..., limit=10, aggregate="sum", dimensions=None)
 		-> list[TopRow]
+	value(cur, metric, dimensions=None, start=..., end=..., aggregate="avg") -> float | None
 	parse_interval(text) -> Interval; AGGREGATES; QueryError (and its UnknownMetric)
 
 `series` buckets the points with `time` in [start, end) by `interval` (one minute to one month:
@@ -443,3 +444,29 @@ def top(
 		[dimension, *params, dimension, limit],
 	)
 	return [TopRow(v, float(a), int(n)) for v, a, n in cur.fetchall()]
+
+
+def value(
+	cur,
+	metric: str,
+	dimensions: dict | None = None,
+	start: datetime | str | None = None,
+	end: datetime | str | None = None,
+	aggregate: str = "avg",
+	check_exists: bool = True,
+) -> float | None:
+	"""One number: `aggregate` of `metric`'s points in [start, end) matching `dimensions`, from the
+	same hourly-plus-raw source as `series` (None when no point matches; count and sum are then 0)."""
+	metric = _metric(metric)
+	aggregate = _aggregate(aggregate)
+	if start is None or end is None:
+		raise QueryError("value needs a start and an end")
+	start, end = _range(start, end)
+	if check_exists:
+		_known(cur, metric)
+	parts, params = _hourly_parts(metric, dimensions, start, end)
+	cur.execute(f"SELECT {_COMBINE[aggregate]} FROM ({parts}) parts", params)
+	(result,) = cur.fetchone()
+	if result is None:
+		return 0.0 if aggregate in ("count", "sum") else None
+	return float(result)
