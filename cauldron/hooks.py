@@ -48,6 +48,9 @@ override_whitelisted_methods = {"frappe.client.get_count": "cauldron.api.client.
 # --------
 # Bad paths and list parameters of Cauldron's DocTypes are a 417 before any query (cauldron.params).
 before_request = ["cauldron.params.check_request"]
+# Authorization: Bearer <JWT> from Supabase or an OIDC provider, when Cauldron Settings accept tokens
+# (cauldron.auth.bearer); Frappe's sessions, API keys and OAuth tokens come first.
+auth_hooks = ["cauldron.auth.bearer.validate_bearer"]
 
 # Scheduled Tasks
 # ---------------

@@ -28,7 +28,19 @@ TYPE_MAP = {
 	"Attach": "text",
 	"Attach Image": "text",
 }
-NO_COLUMN = {"Section Break", "Column Break", "Tab Break", "Table"}
+# Frappe 15's no_value_fields (frappe/model/__init__.py): fields with no column of their own
+NO_COLUMN = {
+	"Section Break",
+	"Column Break",
+	"Tab Break",
+	"HTML",
+	"Table",
+	"Table MultiSelect",
+	"Button",
+	"Image",
+	"Fold",
+	"Heading",
+}
 
 STANDARD_COLUMNS = """
 	name varchar(140) PRIMARY KEY,

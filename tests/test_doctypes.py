@@ -79,7 +79,13 @@ API_ROLES = {"Synapse Writer"}
 NOBODY = {"Guest", "All", "Desk User"}
 CAULDRON = {name: doc for name, doc in doctypes().items() if name != "Cauldron Settings"}
 # Links whose seed foreign key has no ON DELETE (deleting the target is refused), or none at all.
-BLOCKING_LINKS = {("Cauldron Storage Object", "bucket"), ("Synapse Analytics Metric", "currency")}
+# Links whose target cannot be deleted while they point at it (Frappe's own check); a role named on
+# a storage bucket is taken off the bucket before the role can go.
+BLOCKING_LINKS = {
+	("Cauldron Storage Object", "bucket"),
+	("Synapse Analytics Metric", "currency"),
+	("Cauldron Storage Bucket Role", "role"),
+}
 
 
 def fields(doc, fieldtype=None):

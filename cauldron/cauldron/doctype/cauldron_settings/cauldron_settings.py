@@ -41,6 +41,7 @@ class CauldronSettings(Document):
 				title=_("Embedding dimension is fixed"),
 			)
 		self.validate_embedding_provider(vectors_exist=current is not None)
+		self.validate_token_sign_in()
 
 	def validate_embedding_provider(self, vectors_exist: bool):
 		"""The provider must be buildable from these values (URL, model, dimension, timeout, batch
@@ -71,7 +72,30 @@ class CauldronSettings(Document):
 			self.embedding_previous_api_key = old.pop("api_key") or None
 			self.embedding_previous_settings = json.dumps(old)
 
+	def validate_token_sign_in(self):
+		if not self.token_auth_enabled:
+			return
+		from cauldron.auth import tokens
+
+		secret = self.get_password("token_jwt_secret", raise_exception=False)
+		try:
+			tokens.TokenPolicy(
+				issuer=self.token_issuer, hs256_secret=secret or None, jwks_url=self.token_jwks_url or None
+			)
+		except tokens.TokenError as e:
+			frappe.throw(str(e), title=_("Invalid token sign-in"))
+		unknown = [
+			r
+			for r in (self.token_default_roles or "").splitlines()
+			if r.strip() and not frappe.db.exists("Role", r.strip())
+		]
+		if unknown:
+			frappe.throw(_("Unknown role {0} in Roles of New Users.").format(frappe.bold(unknown[0])))
+
 	def on_update(self):
+		from cauldron.auth import tokens
+
+		tokens.forget_keys()
 		# from this document: the cached Cauldron Settings still holds the values before this save
 		timeseries.apply_retention_policies(db.cursor(), db.settings(self).retention_days)
 		self.switch_embedding_model()
