@@ -63,7 +63,9 @@ scheduler_events = {
 			"cauldron.tasks.seal_audit",
 			"cauldron.aether.jobs.maintain_tasks",
 			"cauldron.tasks.embed_lore_documents",
-		]
+		],
+		# Lore knowledge sources due by their Sync Frequency: a full, idempotent sync (cauldron.lore.sync)
+		"*/15 * * * *": ["cauldron.lore.sync.sync_due_sources"],
 	},
 	"hourly": ["cauldron.tasks.refresh_rollups"],
 	"daily": ["cauldron.tasks.maintain_partitions", "cauldron.tasks.purge_work_queue"],
@@ -76,15 +78,28 @@ doc_events = {
 	"*": {
 		"before_insert": "cauldron.events.before_insert",
 		"before_change": "cauldron.events.before_change",
-		"on_change": "cauldron.events.on_change",
-		"after_delete": ["cauldron.events.after_delete", "cauldron.api.lore.file_changed"],
-		"after_rename": "cauldron.events.after_rename",
+		# ... and the records and files Lore knowledge sources read follow into their Lore Documents
+		# (cauldron.lore.sync; a DocType no source reads returns at once)
+		"on_change": ["cauldron.events.on_change", "cauldron.lore.sync.on_change"],
+		"after_delete": [
+			"cauldron.events.after_delete",
+			"cauldron.api.lore.file_changed",
+			"cauldron.lore.sync.after_delete",
+		],
+		"after_rename": ["cauldron.events.after_rename", "cauldron.lore.sync.after_rename"],
 		# a File attached to a Lore Document is part of its text: a new or deleted one re-embeds it
 		"after_insert": "cauldron.api.lore.file_changed",
 	},
 	# The seed's ON DELETE CASCADE / SET NULL for the Links into these DocTypes (cauldron.relations).
 	**{doctype: {"on_trash": "cauldron.relations.on_trash"} for doctype in relations.TARGETS},
 }
+
+# Permissions
+# -----------
+# A Lore Document a knowledge source made from a record (or File) is readable only with that record:
+# in Frappe's list SQL (so in Desk and in search's pre-filter) and for a single document.
+permission_query_conditions = {"Lore Document": "cauldron.lore.sync.lore_document_conditions"}
+has_permission = {"Lore Document": "cauldron.lore.sync.lore_document_permission"}
 
 # User Data Protection
 # --------------------

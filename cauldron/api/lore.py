@@ -24,7 +24,7 @@ from frappe.utils import get_datetime
 from psycopg2 import sql
 
 from cauldron import db, params
-from cauldron.lore import extract, graph, ingest, keyword, providers
+from cauldron.lore import extract, graph, ingest, keyword, providers, sync
 from cauldron.lore import search as lore_search
 from cauldron.pg import CauldronDBError, queue, vectors
 
@@ -134,14 +134,16 @@ class AttachmentError(ingest.IngestError):
 def load_document(_cur, name: str, _payload: dict):
 	"""The worker's loader: a Lore Document's title and content, then its attachments' text, as
 	ingest.Text; None when the document is gone (its chunks are then deleted)."""
-	row = frappe.db.get_value(DOCTYPE, name, ["title", "content", "source_type"], as_dict=True)
+	row = frappe.db.get_value(DOCTYPE, name, ["title", "content", "source_type", "metadata"], as_dict=True)
 	if row is None:
 		return None
 	title = " ".join((row.title or "").split())
+	# a knowledge source's document: its chunks name the source, the record's DocType and the link
+	origin = sync.chunk_metadata(row.metadata)
 	texts = [
 		ingest.Text(
 			f"# {title}\n\n{row.content or ''}" if title else row.content or "",
-			{"part": "content", "source_type": row.source_type or ""},
+			{"part": "content", "source_type": row.source_type or "", **origin},
 		)
 	]
 	for file in frappe.get_all(
