@@ -99,13 +99,25 @@ class LoreSearch {
 		const rows = hits.map((hit, i) => {
 			const where = [];
 			const meta = hit.metadata || {};
-			if (meta.part === "attachment" && meta.file) where.push(__("attachment {0}", [esc(meta.file)]));
+			if (meta.part === "attachment" && meta.file)
+				where.push(__("attachment {0}", [esc(meta.file)]));
 			if ((meta.headings || []).length) where.push(meta.headings.map(esc).join(" › "));
 			const parts = [];
 			if (hit.vector_rank) parts.push(__("meaning #{0}", [hit.vector_rank]));
 			if (hit.keyword_rank) parts.push(__("words #{0}", [hit.keyword_rank]));
 			// the highlight is HTML-escaped by the server, with the matched words in <mark>
 			const passage = hit.highlight || esc(hit.content.slice(0, 400));
+			// the Lore Entities linked to the hit's document (those the user may read)
+			const entities = (hit.entities || [])
+				.map(
+					(
+						e
+					) => `<a class="lore-hit-entity" href="${esc(e.url)}" title="${esc(__(e.entity_type))}"
+						style="display: inline-block; margin: 4px 4px 0 0; padding: 1px 8px; font-size: var(--text-xs);
+							border-radius: var(--border-radius-full); background: var(--bg-gray); color: var(--text-color)"
+						><span class="text-muted">${esc(__(e.entity_type))}</span> ${esc(e.entity_name || e.name)}</a>`
+				)
+				.join("");
 			return `
 				<div class="lore-hit" style="padding: var(--padding-md); border-bottom: 1px solid var(--border-color)">
 					<div class="flex justify-between">
@@ -114,6 +126,7 @@ class LoreSearch {
 					</div>
 					<div class="text-muted small">${where.join(" · ")}</div>
 					<div class="lore-hit-passage" style="margin-top: 4px">${passage}</div>
+					${entities ? `<div class="lore-hit-entities">${entities}</div>` : ""}
 				</div>`;
 		});
 		this.$results.html(rows.join(""));
