@@ -515,3 +515,183 @@ def inbox(everyone=0, limit=100) -> list[dict]:
 			}
 		)
 	return approvals
+
+
+# --- Desk: the task board and the instance form -------------------------------------------------
+
+BOARD_FIELDS = [
+	"name",
+	"task_name",
+	"task_type",
+	"priority",
+	"assigned_to",
+	"attempts",
+	"max_attempts",
+	"not_before",
+	"lease_expires_at",
+	"started_at",
+	"completed_at",
+	"modified",
+	"error_message",
+]
+# Each column in the order its tasks are taken or were last moved.
+BOARD_ORDER = {
+	"pending": "not_before asc, priority asc, creation asc",
+	"awaiting_approval": "creation asc",
+	"ready": "priority asc, creation asc",
+	"running": "lease_expires_at asc",
+}
+
+
+@frappe.whitelist()
+@params.checked(names=("definition",))
+def board(definition=None, task_type=None, limit=20) -> dict:
+	"""Agent Tasks by status, for the Task Board page: every status of the state machine in its
+	order, each with how many tasks the caller may read and the first `limit` (1-100) of them (the
+	queue's order for waiting ones, the latest moved for the others), with their instances' names."""
+	frappe.has_permission("Aether Agent Task", "read", throw=True)
+	limit = params.whole_number(limit if limit not in (None, "") else 20, "limit", 1, 100)
+	filters = {}
+	if definition not in (None, ""):
+		filters["definition"] = definition
+	if task_type not in (None, ""):
+		if task_type not in tasks.TASK_TYPES:
+			frappe.throw(
+				_("unknown task type {0}; known: {1}").format(
+					values.shown(task_type), ", ".join(tasks.TASK_TYPES)
+				),
+				params.InvalidParameter,
+			)
+		filters["task_type"] = task_type
+	counts = {
+		row.status: row.count
+		for row in frappe.get_list(
+			"Aether Agent Task",
+			filters=filters,
+			fields=["status", "count(name) as count"],
+			group_by="status",
+			order_by="status asc",
+		)
+	}
+	columns = []
+	for status in tasks.STATUSES:
+		rows = (
+			frappe.get_list(
+				"Aether Agent Task",
+				filters={**filters, "status": status},
+				fields=BOARD_FIELDS,
+				order_by=BOARD_ORDER.get(status, "modified desc"),
+				limit_page_length=limit,
+			)
+			if counts.get(status)
+			else []
+		)
+		columns.append({"status": status, "count": counts.get(status, 0), "tasks": rows})
+	held = sorted({t.assigned_to for c in columns for t in c["tasks"] if t.assigned_to})
+	names = dict(
+		frappe.get_all(
+			"Aether Agent Instance",
+			filters={"name": ("in", held or [""])},
+			fields=["name", "instance_name"],
+			as_list=True,
+		)
+	)
+	for column in columns:
+		for t in column["tasks"]:
+			t["instance_name"] = names.get(t.assigned_to)
+	return {"columns": columns, "now": frappe.utils.now_datetime()}
+
+
+@frappe.whitelist()
+@params.checked(names=("instance",))
+def instance_summary(instance, interactions=10) -> dict:
+	"""The Agent Instance form's runtime panel: its status, its current task with the lease's end and
+	seconds left, the seconds since its last heartbeat (and whether the rescue job will mark it
+	offline), the tasks it holds, and its latest `interactions` (0-100) interactions."""
+	frappe.has_permission("Aether Agent Instance", "read", throw=True)
+	count = params.whole_number(
+		interactions if interactions not in (None, "") else 10, "interactions", 0, 100
+	)
+	if not frappe.db.exists("Aether Agent Instance", instance):
+		frappe.throw(
+			_("There is no agent instance {0}").format(frappe.bold(values.shown(instance))),
+			frappe.DoesNotExistError,
+		)
+	frappe.has_permission("Aether Agent Instance", "read", doc=instance, throw=True)
+	doc = frappe.db.get_value(
+		"Aether Agent Instance",
+		instance,
+		[
+			"name",
+			"instance_name",
+			"status",
+			"definition",
+			"current_task",
+			"last_heartbeat",
+			"last_active_at",
+			"version",
+		],
+		as_dict=True,
+	)
+	now = frappe.utils.now_datetime()
+
+	def seconds(since, until):
+		return round((until - since).total_seconds(), 1) if since and until else None
+
+	heartbeat_age = seconds(doc.last_heartbeat, now)
+	summary = {
+		**doc,
+		"now": now,
+		"heartbeat_age_seconds": heartbeat_age,
+		"offline_after_seconds": tasks.DEFAULT_OFFLINE_AFTER_SECONDS,
+		"heartbeat_stale": heartbeat_age is not None and heartbeat_age > tasks.DEFAULT_OFFLINE_AFTER_SECONDS,
+		"current": None,
+		"held": [],
+		"interactions": [],
+	}
+	if frappe.has_permission("Aether Agent Task", "read"):
+		held = frappe.get_list(
+			"Aether Agent Task",
+			filters={"assigned_to": instance, "status": "running"},
+			fields=[
+				"name",
+				"task_name",
+				"task_type",
+				"status",
+				"started_at",
+				"lease_expires_at",
+				"attempts",
+				"max_attempts",
+			],
+			order_by="lease_expires_at asc",
+			limit_page_length=100,
+		)
+		for t in held:
+			t["lease_seconds_left"] = seconds(now, t.lease_expires_at)
+		summary["held"] = held
+		if doc.current_task and frappe.has_permission("Aether Agent Task", "read", doc=doc.current_task):
+			current = next((t for t in held if t.name == doc.current_task), None)
+			summary["current"] = current or frappe.db.get_value(
+				"Aether Agent Task",
+				doc.current_task,
+				[
+					"name",
+					"task_name",
+					"task_type",
+					"status",
+					"started_at",
+					"lease_expires_at",
+					"attempts",
+					"max_attempts",
+				],
+				as_dict=True,
+			)
+	if count and frappe.has_permission("Aether Agent Interaction", "read"):
+		summary["interactions"] = frappe.get_list(
+			"Aether Agent Interaction",
+			filters={"agent_instance_id": instance},
+			fields=["name", "created_at", "session_id", "interaction_type", "content"],
+			order_by="created_at desc",
+			limit_page_length=count,
+		)
+	return summary

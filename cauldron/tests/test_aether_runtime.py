@@ -11,7 +11,7 @@ from frappe.tests.utils import FrappeTestCase
 from frappe.utils import now_datetime
 
 from cauldron import db, hooks
-from cauldron.aether import jobs
+from cauldron.aether import jobs, tasks
 from cauldron.tests.factories import delete_created_since, drop_user, make, rest, user_with_roles
 
 OPERATOR = "cauldron-runtime-operator@example.com"
@@ -470,3 +470,224 @@ class TestAetherApprovals(FrappeTestCase):
 			make("Aether Agent Definition", approval_expiry_hours=json.dumps({"whenever": 1}))
 		defn = make("Aether Agent Definition", task_types="research, analysis", approvers="Agent Operator")
 		self.assertEqual(defn.task_types, "research\nanalysis")
+
+
+CAPS = "cauldron-runtime-caps@example.com"
+NO_METRICS = "cauldron-runtime-nometrics@example.com"
+
+
+class TestAetherCapabilities(FrappeTestCase):
+	"""lore.search and synapse.metrics through call_tool: allowed by the definition, answered with the
+	caller's own Frappe permissions, recorded as interactions."""
+
+	@classmethod
+	def setUpClass(cls):
+		super().setUpClass()
+		cls.started = now_datetime()
+		cls.caps = user_with_roles(CAPS, "Agent Operator", "Knowledge Editor", "Synapse Analyst")
+		cls.no_metrics = user_with_roles(NO_METRICS, "Agent Operator", "Knowledge Editor")
+		frappe.db.commit()
+
+	@classmethod
+	def tearDownClass(cls):
+		frappe.set_user("Administrator")
+		delete_created_since(cls.started)
+		for email in (CAPS, NO_METRICS):
+			drop_user(email)
+		frappe.db.commit()
+		super().tearDownClass()
+
+	def setUp(self):
+		frappe.set_user("Administrator")
+		tools = {"lore.search": True, "synapse.metrics": True}
+		self.definition = make("Aether Agent Definition", tools=json.dumps(tools)).name
+		self.instance = make("Aether Agent Instance", definition=self.definition).name
+		self.metric = f"aether.tool.{frappe.generate_hash(length=8)}"
+		frappe.db.commit()
+
+	def tearDown(self):
+		frappe.set_user("Administrator")
+		db.cursor().execute("DELETE FROM synapse.metrics WHERE metric_name = %s", (self.metric,))
+		frappe.db.commit()
+
+	def call(self, tool, arguments, token=None):
+		return rest(
+			"post",
+			API + "call_tool",
+			token or self.caps,
+			{"instance": self.instance, "tool": tool, "arguments": arguments},
+		)
+
+	def recorded(self) -> list[tuple]:
+		frappe.db.commit()
+		cur = db.cursor()
+		cur.execute(
+			"""SELECT interaction_type, content->>'tool', content->>'rows'
+			FROM aether.agent_interactions WHERE agent_instance_id = %s::uuid
+			ORDER BY created_at, interaction_type <> 'tool_call'""",
+			(self.instance,),
+		)
+		return cur.fetchall()
+
+	def test_lore_search_finds_passages_the_agent_may_read(self):
+		from cauldron.api.lore import set_document_chunks
+		from cauldron.pg import vectors
+
+		try:
+			dimension = vectors.table_dimension(db.cursor())
+		except vectors.VectorsUnavailable:
+			self.skipTest("pgvector is not installed in this site's database")
+		word = f"zyx{frappe.generate_hash(length=8)}"
+		document = make("Lore Document").name
+		embedding = [0.0] * dimension
+		embedding[3] = 1.0
+		set_document_chunks(
+			document=document,
+			chunks=[
+				{"chunk_index": 0, "content": f"The {word} broker restarts nightly", "embedding": embedding}
+			],
+		)
+		frappe.db.commit()
+		found = self.call("lore.search", {"query": word, "mode": "keyword", "limit": 5})
+		self.assertEqual(found.status_code, 200, found.data[:2000])
+		hits = found.json["message"]
+		self.assertEqual([h["document"] for h in hits], [document])
+		self.assertIn(word, hits[0]["content"])
+		bad = self.call("lore.search", {"query": word, "mode": "psychic"})
+		self.assertEqual(bad.status_code, 417, bad.data[:2000])
+		self.assertEqual(
+			self.recorded(),
+			[
+				("tool_call", "lore.search", None),
+				("tool_result", "lore.search", "1"),
+				("tool_call", "lore.search", None),
+				("error", "lore.search", None),
+			],
+		)
+
+	def test_synapse_metrics_are_queried_with_the_callers_permissions(self):
+		cur = db.cursor()
+		cur.execute(
+			"""INSERT INTO synapse.metrics (time, metric_name, value, dimensions) VALUES
+			(now() - interval '2 minutes', %s, 1.5, '{"host": "a"}'), (now() - interval '1 minute', %s, 2.5, '{"host": "b"}')""",
+			(self.metric, self.metric),
+		)
+		frappe.db.commit()
+		query = {
+			"filters": [["metric_name", "=", self.metric]],
+			"fields": ["metric_name", "value"],
+			"limit": 10,
+		}
+		found = self.call("synapse.metrics", query)
+		self.assertEqual(found.status_code, 200, found.data[:2000])
+		self.assertEqual(sorted(r["value"] for r in found.json["message"]), [1.5, 2.5])
+		one = self.call("synapse.metrics", {**query, "limit": 1})
+		self.assertEqual(len(one.json["message"]), 1)
+		for arguments, code in (({**query, "limit": 0}, 417), ({"filters": "[[nope"}, 417)):
+			with self.subTest(arguments=arguments):
+				self.assertEqual(self.call("synapse.metrics", arguments).status_code, code)
+		# allowed by the definition, but the caller's user may not read Synapse Metric
+		refused = self.call("synapse.metrics", query, token=self.no_metrics)
+		self.assertEqual(refused.status_code, 403, refused.data[:2000])
+		kinds = [row[:2] for row in self.recorded()]
+		self.assertEqual(
+			kinds[:4], [("tool_call", "synapse.metrics"), ("tool_result", "synapse.metrics")] * 2
+		)
+		self.assertEqual(kinds[-2:], [("tool_call", "synapse.metrics"), ("error", "synapse.metrics")])
+
+
+class TestAetherDesk(FrappeTestCase):
+	"""The Task Board's columns and the Agent Instance form's runtime panel."""
+
+	@classmethod
+	def setUpClass(cls):
+		super().setUpClass()
+		cls.started = now_datetime()
+		cls.operator = user_with_roles(OPERATOR, "Agent Operator")
+		cls.analyst = user_with_roles(ANALYST, "Synapse Analyst")
+		frappe.db.commit()
+
+	@classmethod
+	def tearDownClass(cls):
+		frappe.set_user("Administrator")
+		delete_created_since(cls.started)
+		for email in (OPERATOR, ANALYST):
+			drop_user(email)
+		frappe.db.commit()
+		super().tearDownClass()
+
+	def setUp(self):
+		frappe.set_user("Administrator")
+		self.definition = make("Aether Agent Definition", task_types="remediation").name
+		self.instance = make("Aether Agent Instance", definition=self.definition).name
+		frappe.db.commit()
+
+	def test_the_board_has_a_column_per_status_in_the_queues_order(self):
+		def make_task(**fields) -> str:
+			return make(
+				"Aether Agent Task", definition=self.definition, task_type="remediation", **fields
+			).name
+
+		low, high = make_task(priority=9), make_task(priority=1)
+		held, waiting = make_task(priority=5), make_task(requires_approval=1)
+		frappe.db.commit()
+		claimed = rest("post", API + "claim", self.operator, {"instance": self.instance, "limit": 1})
+		self.assertEqual(claimed.json["message"][0]["name"], high)
+		self.assertIsNotNone(held)
+		response = rest("get", API + "board", self.operator, {"definition": self.definition, "limit": 5})
+		self.assertEqual(response.status_code, 200, response.data[:2000])
+		columns = {c["status"]: c for c in response.json["message"]["columns"]}
+		self.assertEqual(list(columns), list(tasks.STATUSES))
+		self.assertEqual([t["name"] for t in columns["ready"]["tasks"]], [held, low])
+		self.assertEqual(columns["ready"]["count"], 2)
+		self.assertEqual([t["name"] for t in columns["running"]["tasks"]], [high])
+		self.assertEqual(columns["running"]["tasks"][0]["assigned_to"], self.instance)
+		self.assertTrue(columns["running"]["tasks"][0]["instance_name"])
+		self.assertEqual([t["name"] for t in columns["awaiting_approval"]["tasks"]], [waiting])
+		self.assertEqual((columns["completed"]["count"], columns["completed"]["tasks"]), (0, []))
+		narrow = rest("get", API + "board", self.operator, {"definition": self.definition, "limit": 1})
+		narrowed = {c["status"]: c for c in narrow.json["message"]["columns"]}["ready"]
+		self.assertEqual((narrowed["count"], [t["name"] for t in narrowed["tasks"]]), (2, [held]))
+		for args, code in (
+			({"task_type": "gossip"}, 417),
+			({"limit": 0}, 417),
+			({"definition": "x" * 200}, 417),
+		):
+			with self.subTest(args=args):
+				self.assertEqual(rest("get", API + "board", self.operator, args).status_code, code)
+		self.assertEqual(rest("get", API + "board", self.analyst, {}).status_code, 403)
+
+	def test_the_instance_form_shows_its_task_lease_heartbeat_and_interactions(self):
+		task = make("Aether Agent Task", definition=self.definition, task_type="remediation").name
+		frappe.db.commit()
+		rest("post", API + "claim", self.operator, {"instance": self.instance, "lease": 600})
+		cur = db.cursor()
+		cur.execute(
+			"""UPDATE "tabAether Agent Instance" SET last_heartbeat = last_heartbeat - interval '90 seconds'
+			WHERE name = %s""",
+			(self.instance,),
+		)
+		frappe.db.commit()
+		response = rest("get", API + "instance_summary", self.operator, {"instance": self.instance})
+		self.assertEqual(response.status_code, 200, response.data[:2000])
+		summary = response.json["message"]
+		self.assertEqual((summary["status"], summary["current_task"]), ("running", task))
+		self.assertEqual(summary["current"]["name"], task)
+		self.assertTrue(540 < summary["current"]["lease_seconds_left"] <= 600, summary["current"])
+		self.assertTrue(89 <= summary["heartbeat_age_seconds"] < 150, summary["heartbeat_age_seconds"])
+		self.assertFalse(summary["heartbeat_stale"])
+		self.assertEqual([t["name"] for t in summary["held"]], [task])
+		self.assertEqual(summary["interactions"][0]["content"]["to"], "running")
+		few = rest(
+			"get", API + "instance_summary", self.operator, {"instance": self.instance, "interactions": 0}
+		)
+		self.assertEqual(few.json["message"]["interactions"], [])
+		unknown = "00000000-0000-4000-8000-000000000000"
+		for token, args, code in (
+			(self.analyst, {"instance": self.instance}, 403),
+			(self.analyst, {"instance": unknown}, 403),
+			(self.operator, {"instance": unknown}, 404),
+			(self.operator, {"instance": self.instance, "interactions": 101}, 417),
+		):
+			with self.subTest(args=args):
+				self.assertEqual(rest("get", API + "instance_summary", token, args).status_code, code)
