@@ -437,3 +437,123 @@ def test_legs_compare_only_the_active_model(provisioned):
 	)
 	hits = search.search(cur, "invoice", mode="keyword", model="old", limit=50)
 	assert len(hits) == len({(h["document_id"], h["chunk_index"]) for h in hits}) == 3
+
+
+class Recording:
+	"""A cursor that keeps every statement it ran (with its parameters), to EXPLAIN the search's own."""
+
+	def __init__(self, cur):
+		self.cur = cur
+		self.statements = []
+
+	def execute(self, statement, params=None):
+		self.statements.append((statement, params))
+		return self.cur.execute(statement, params)
+
+	def __getattr__(self, name):
+		return getattr(self.cur, name)
+
+
+def executed_plan(cur, mode, readable, query, text=None, limit=10):
+	"""(hits, the plan of the search's main statement as it ran: EXPLAIN ANALYZE, in the same
+	transaction, after the search set its HNSW options)."""
+	recording = Recording(cur)
+	hits = search.search(recording, text, query, mode=mode, limit=limit, readable=readable)
+	statement, params = recording.statements[-1]
+	cur.execute(sql.SQL("EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF) ") + statement, params)
+	return hits, "\n".join(row[0] for row in cur.fetchall())
+
+
+def branch_ran(plan: str, marker: str) -> bool:
+	"""Whether the plan node named by `marker` ran (EXPLAIN ANALYZE says `never executed` otherwise)."""
+	lines = [line for line in plan.splitlines() if marker in line]
+	assert lines, f"{marker!r} is not in the plan:\n{plan}"
+	return any("never executed" not in line for line in lines)
+
+
+HNSW_SCAN = "Index Scan using idx_document_chunks_embedding"
+EXACT_SCAN = "Index Scan using uq_document_chunks_model_chunk"
+
+
+def test_permission_prefilter_ranks_few_readable_chunks_exactly_and_walks_the_graph_for_many(
+	provisioned, monkeypatch
+):
+	_db, conn = provisioned
+	cur = conn.cursor()
+	rng = random.Random(11)
+	embeddings = many(cur, rng)
+	rare = [f"doc-{d:03}" for d in range(DOCUMENTS) if d % 10 == 3]  # 100 chunks of 1,000
+	everyone = [f"doc-{d:03}" for d in range(DOCUMENTS)]
+	# threshold sqrt(candidates * chunks * ratio): sqrt(10 * 1,000 * 50) = 707 readable chunks
+	monkeypatch.setattr(search, "EXACT_MIN_CHUNKS", 0)
+	# 1,000 rows are few enough for the planner to sort them all: it takes the index, as at 100,000
+	cur.execute("SET LOCAL enable_seqscan = off; SET LOCAL enable_bitmapscan = off")
+	for _ in range(3):
+		query = embeddings[(f"doc-{rng.randrange(DOCUMENTS):03}", 1)]
+		hits, plan = executed_plan(cur, "vector", rare, query)
+		assert branch_ran(plan, EXACT_SCAN) and not branch_ran(plan, HNSW_SCAN)
+		assert hit_keys(hits) == exact_nearest(embeddings, query, set(rare), 10)
+
+		hits, plan = executed_plan(cur, "vector", everyone, query)
+		assert branch_ran(plan, HNSW_SCAN) and not branch_ran(plan, EXACT_SCAN)
+		assert len(hits) == 10
+		assert len(set(hit_keys(hits)) & set(exact_nearest(embeddings, query, set(everyone), 10))) >= 8
+
+	# the graph under a selective filter still fills k with readable chunks (pgvector's iterative scan)
+	monkeypatch.setattr(search, "EXACT_COST_RATIO", 0.001)
+	query = embeddings[("doc-042", 0)]
+	for mode in ("vector", "hybrid"):
+		hits, plan = executed_plan(cur, mode, rare, query, text="w1 w2 w3")
+		assert branch_ran(plan, HNSW_SCAN) and not branch_ran(plan, EXACT_SCAN), mode
+		assert len(hits) == 10 and {h["document_id"] for h in hits} <= set(rare), mode
+	# a SELECT of readable documents that names a document twice, or none, changes nothing
+	twice = sql.SQL("SELECT d FROM unnest({}::text[]) d").format(sql.Literal([*rare, *rare, None]))
+	monkeypatch.setattr(search, "EXACT_COST_RATIO", 50)
+	assert hit_keys(search.search(cur, None, query, mode="vector", readable=twice)) == exact_nearest(
+		embeddings, query, set(rare), 10
+	)
+
+
+def test_the_readable_select_runs_once_per_search(provisioned):
+	_db, conn = provisioned
+	cur = conn.cursor()
+	load(cur)
+	cur.execute("CREATE SEQUENCE permission_checks")
+	cur.execute('CREATE TABLE "tabLore Document" (name varchar(140) PRIMARY KEY, owner varchar(140))')
+	cur.execute(
+		"""INSERT INTO "tabLore Document" VALUES ('invoices', 'alice'), ('payroll', 'bob'),
+		('stock', 'alice'), ('tax', 'bob'), ('cooking', 'bob')"""
+	)
+	# a permission query that counts its runs: nextval is evaluated after the cheaper owner test, once
+	# for each of the two readable documents each time the SELECT runs
+	readable = sql.SQL(
+		"""SELECT name FROM "tabLore Document" WHERE nextval('permission_checks') > 0 AND owner = 'alice'"""
+	)
+	for mode in search.MODES:
+		cur.execute("SELECT setval('permission_checks', 1, false)")
+		hits = search.search(cur, "invoice warehouse", unit(384, 0), mode=mode, limit=3, readable=readable)
+		assert hits and {h["document_id"] for h in hits} <= {"invoices", "stock"}, mode
+		cur.execute("SELECT last_value FROM permission_checks")
+		assert cur.fetchone()[0] == 2, mode
+
+
+def test_embeddings_are_kept_in_the_row(provisioned):
+	_db, conn = provisioned
+	cur = conn.cursor()
+	cur.execute(
+		"SELECT attstorage FROM pg_attribute WHERE attrelid = 'lore.document_chunks'::regclass"
+		" AND attname = 'embedding'"
+	)
+	assert cur.fetchone()[0] == "m"
+	rng = random.Random(3)
+	text = " ".join(f"word{rng.randrange(50)}" for _ in range(120))  # ~900 characters
+	vectors.replace_document_chunks(
+		cur, "long", [Chunk(i, text, [rng.gauss(0, 1) for _ in range(384)]) for i in range(20)]
+	)
+	# chunk and vector together pass the 2 kB TOAST threshold; the text is compressed, the vector stays
+	cur.execute(
+		"SELECT pg_relation_size(reltoastrelid) FROM pg_class WHERE oid = 'lore.document_chunks'::regclass"
+	)
+	assert cur.fetchone()[0] == 0  # nothing went out of line
+	cur.execute("SELECT min(pg_column_size(embedding)) FROM lore.document_chunks")
+	assert cur.fetchone()[0] == 4 * 384 + 8

@@ -43,6 +43,8 @@ def test_without_the_pgvector_package_install_degrades_and_says_so(plain_db):
 		"vectors:lore.entity_embeddings",
 		"lore:keyword_bm25",
 		"vectors:lore.document_chunks.models",
+		"vectors:lore.entity_embeddings.models",
+		"vectors:lore.document_chunks.inline_embeddings",
 	}
 	cur.execute(
 		"SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'lore'"

@@ -108,6 +108,7 @@ def test_without_pgvector_install_succeeds_and_names_the_sql(bare_db, settings, 
 		"lore:keyword_bm25",
 		"vectors:lore.document_chunks.models",
 		"vectors:lore.entity_embeddings.models",
+		"vectors:lore.document_chunks.inline_embeddings",
 	}
 	assert all("vector" in detail for detail in skipped.values())
 	assert "CREATE EXTENSION IF NOT EXISTS vector;" in result.summary()

@@ -256,8 +256,8 @@ def ctes(filtered_chunks: sql.Composable | None, readable_documents: sql.Composa
 		FROM lore.keyword_stats WHERE model_key = lore.keyword_model_key(%(model)s)
 	),
 	keyword_weights AS MATERIALIZED (
-		SELECT q.term, q.qtf * ln(1 + (s.n - d.df + 0.5) / (d.df + 0.5)) * (%(k1)s + 1) AS weight,
-			%(k1)s * (1 - %(b)s) AS base, %(k1)s * %(b)s / s.avgdl AS per_token
+		SELECT q.term, q.qtf * ln(1 + (s.n - d.df + 0.5) / (d.df + 0.5)) * (%(k1)s::float8 + 1) AS weight,
+			%(k1)s::float8 * (1 - %(b)s::float8) AS base, %(k1)s::float8 * %(b)s::float8 / s.avgdl AS per_token
 		FROM keyword_terms q CROSS JOIN keyword_corpus s
 			CROSS JOIN LATERAL (
 				SELECT count(*) AS df FROM lore.keyword_postings p

@@ -13,12 +13,14 @@ matched words in <mark>...</mark>).
 Permissions are a pre-filter, not a post-filter: `readable` (the document ids the caller may read: a
 list, or better a SELECT of them that the Frappe glue builds from the user's permission query
 conditions and User Permissions) is applied inside each leg, so the legs rank only readable chunks
-and `limit` stays full however rare readable documents are. In the vector leg it is a hashed
-filter on the HNSW scan with pgvector 0.8's iterative scan (`hnsw.iterative_scan = relaxed_order`:
-the scan keeps walking the graph until enough rows pass); when that still comes back short (a very
-selective filter beyond `hnsw.max_scan_tuples`), the leg is run again exactly, filter first. In the
-keyword leg it filters the postings by their document key. The few returned rows are checked again
-against `readable` exactly.
+and `limit` stays full however rare readable documents are. The SELECT runs once per search (a
+materialized CTE that every leg reads). In the vector leg, whichever costs less: every readable chunk
+ranked exactly (few readable chunks), or a hashed filter on the HNSW scan with pgvector 0.8's
+iterative scan (`hnsw.iterative_scan = relaxed_order`: the scan keeps walking the graph until enough
+rows pass), whose work grows as readable chunks get rarer (see `_permitted_vector_leg`); when the
+graph walk still comes back short (a filter beyond `hnsw.max_scan_tuples`), the leg is run again
+exactly. In the keyword leg it filters the postings by their document key. The few returned rows are
+checked again against the readable documents exactly.
 
 Filters (`Filters`): documents, knowledge sources and source DocTypes (the chunk metadata keys
 `source` and `doctype`, which ingestion writes), metadata containment (jsonb @>, GIN-indexed), and
@@ -42,6 +44,12 @@ from cauldron.pg import CauldronDBError, values, vectors
 MODES = ("vector", "keyword", "hybrid")
 DEFAULT_RRF_K = 60
 MAX_LIMIT = 1000
+# Under a permission filter the vector leg ranks every readable chunk exactly, instead of walking the
+# HNSW graph, when (readable chunks)**2 <= candidates * chunks * EXACT_COST_RATIO (see
+# _permitted_vector_leg), and always when at most EXACT_MIN_CHUNKS chunks are readable.
+EXACT_COST_RATIO = 50
+EXACT_MIN_CHUNKS = 2000
+EXACT_SAMPLE = 64
 SOURCE_KEY = "source"
 DOCTYPE_KEY = "doctype"
 # ts_headline's markers: private-use characters that text hardly ever holds, replaced by <mark> after
@@ -161,15 +169,19 @@ def search(
 	)
 	if query is not None and not has_keyword:
 		keyword._require(cur)  # raises KeywordSearchUnavailable with what to do
-	vector_conditions = list(conditions)
 	params["model"] = model if model is not None else keyword.active_model(cur)
+	# the caller's SELECT of readable documents runs once, into a CTE every leg reads
+	readable_ref = sql.SQL("SELECT id FROM readable_documents") if readable_select is not None else None
+	vector_conditions = list(conditions)
 	if uses_vectors:
 		params["embedding"] = vectors._vector(embedding, dimension, "query embedding")
 		if has_model:
-			vector_conditions.append(sql.SQL("c.model = %(model)s"))
-		if readable_select is not None:
+			# IS TRUE: not an index condition, so no btree with `model` in it (PostgreSQL 18 skip-scans
+			# one) competes with the HNSW index for the ORDER BY on a table the planner thinks small
+			vector_conditions.append(sql.SQL("(c.model = %(model)s) IS TRUE"))
+		if readable_ref is not None:
 			# IS TRUE keeps the sublink a hashed filter on the HNSW scan instead of a join
-			vector_conditions.append(sql.SQL("(c.document_id IN ({})) IS TRUE").format(readable_select))
+			vector_conditions.append(sql.SQL("(c.document_id IN ({})) IS TRUE").format(readable_ref))
 
 	statement = _statement(
 		mode,
@@ -180,12 +192,20 @@ def search(
 		query is not None,
 		highlight,
 		exact=False,
+		has_model=has_model,
 	)
-	params.update(vector_limit=candidates, keyword_limit=candidates, headline=HEADLINE_OPTIONS)
+	params.update(
+		vector_limit=candidates,
+		keyword_limit=candidates,
+		headline=HEADLINE_OPTIONS,
+		exact_ratio=EXACT_COST_RATIO,
+		exact_floor=EXACT_MIN_CHUNKS,
+		exact_sample=EXACT_SAMPLE,
+	)
 	cur.execute(statement, params)
 	rows = cur.fetchall()
 	filtered = len(vector_conditions) > 0
-	if uses_vectors and filtered and (not rows or rows[0][-1] < candidates):
+	if uses_vectors and filtered and (not rows or (rows[0][-1] < candidates and not rows[0][-2])):
 		# the iterative scan stopped short of `candidates` rows that pass: rank the filtered rows exactly
 		statement = _statement(
 			mode,
@@ -196,6 +216,7 @@ def search(
 			query is not None,
 			highlight,
 			exact=True,
+			has_model=has_model,
 		)
 		cur.execute(statement, params)
 		rows = cur.fetchall()
@@ -203,7 +224,7 @@ def search(
 	hits = []
 	for row in rows:
 		hit = dict(zip(columns, row, strict=True))
-		del hit["vector_found"]
+		del hit["vector_found"], hit["vector_exact"]
 		hit["id"] = str(hit["id"])
 		if hit.get("highlight") is not None:
 			hit["highlight"] = html.escape(hit["highlight"]).replace(START, "<mark>").replace(STOP, "</mark>")
@@ -220,8 +241,20 @@ def _statement(
 	has_text: bool,
 	highlight: bool,
 	exact: bool,
+	has_model: bool = True,
 ) -> sql.Composable:
 	ctes = []
+	readable_ref = None
+	if readable is not None:
+		readable_ref = sql.SQL("SELECT id FROM readable_documents")
+		ctes.append(
+			sql.SQL(
+				"""
+	readable_documents AS MATERIALIZED (
+		SELECT DISTINCT r.id::text AS id FROM ({}) AS r(id) WHERE r.id IS NOT NULL
+	)"""
+			).format(readable)
+		)
 	if has_text and mode == "vector":
 		# only the question's lexemes, for the highlight
 		ctes.append(
@@ -238,7 +271,8 @@ def _statement(
 			filtered_chunks = sql.SQL("SELECT c.id FROM lore.document_chunks c WHERE {}").format(
 				sql.SQL(" AND ").join(conditions)
 			)
-		ctes.append(keyword.ctes(filtered_chunks, readable))
+		ctes.append(keyword.ctes(filtered_chunks, readable_ref))
+	exact_used = sql.SQL("true" if exact else "false")
 	if mode in ("vector", "hybrid"):
 		if dimension > vectors.MAX_VECTOR_INDEX_DIMENSION:
 			distance = sql.SQL(f"(c.embedding::halfvec({dimension})) <=> %(embedding)s::halfvec({dimension})")
@@ -247,22 +281,31 @@ def _statement(
 		where = sql.SQL(" AND ").join([sql.SQL("c.embedding IS NOT NULL"), *vector_conditions])
 		# ORDER BY an expression the index does not match: the filter first, then an exact sort
 		order = sql.SQL("({}) + 0").format(distance) if exact else distance
-		ctes.append(
-			sql.SQL(
-				"""
+		if readable is None:
+			ctes.append(
+				sql.SQL(
+					"""
 	vector_leg AS MATERIALIZED (
 		SELECT c.id, {distance} AS distance FROM lore.document_chunks c
 		WHERE {where}
 		ORDER BY {order}
 		LIMIT %(vector_limit)s
-	),
+	)"""
+				).format(distance=distance, where=where, order=order)
+			)
+		else:
+			ctes.append(_permitted_vector_leg(distance, where, conditions, has_model, exact))
+			exact_used = sql.SQL("(SELECT exact FROM vector_plan)")
+		ctes.append(
+			sql.SQL(
+				"""
 	vector_ranked AS (
 		-- relaxed_order may return near-ties out of order: ranked again here; a distance that is no
 		-- finite number (a zero vector stored before they were refused) is left out
 		SELECT id, distance, row_number() OVER (ORDER BY distance, id) AS rank FROM vector_leg
 		WHERE distance > '-Infinity'::float8 AND distance < 'Infinity'::float8
 	)"""
-			).format(distance=distance, where=where, order=order)
+			)
 		)
 	if mode == "hybrid":
 		fused = """
@@ -299,17 +342,87 @@ def _statement(
 	else:
 		headline = sql.SQL("NULL::text")
 	recheck = sql.SQL("")
-	if readable is not None:
-		recheck = sql.SQL("WHERE c.document_id IN ({})").format(readable)
+	if readable_ref is not None:
+		recheck = sql.SQL("WHERE c.document_id IN ({})").format(readable_ref)
 	found = sql.SQL("(SELECT count(*) FROM vector_leg)") if mode != "keyword" else sql.SQL("0")
+	if mode == "keyword":
+		exact_used = sql.SQL("false")
 	return sql.SQL(
 		"""
 	WITH {ctes}
 	SELECT f.id, c.document_id, c.chunk_index, c.content, c.metadata, f.score::float8 AS score,
 		f.vector_rank, f.vector_distance, f.keyword_rank, f.keyword_score, {headline} AS highlight,
-		{found} AS vector_found
+		{exact_used} AS vector_exact, {found} AS vector_found
 	FROM fused f JOIN lore.document_chunks c ON c.id = f.id
 	{recheck}
 	ORDER BY f.score DESC, f.id
 	"""
-	).format(ctes=sql.SQL(",").join(ctes), headline=headline, recheck=recheck, found=found)
+	).format(
+		ctes=sql.SQL(",").join(ctes), headline=headline, recheck=recheck, found=found, exact_used=exact_used
+	)
+
+
+def _permitted_vector_leg(
+	distance: sql.Composable,
+	where: sql.Composable,
+	conditions: list[sql.Composable],
+	has_model: bool,
+	exact: bool,
+) -> sql.Composable:
+	"""The vector leg under a permission pre-filter, as CTEs `vector_plan` (exact: whether the readable
+	chunks are few enough to rank them all) and `vector_leg`.
+
+	Two ways to the `candidates` nearest readable chunks, and the cheaper one runs (the other branch
+	sits behind a one-time filter and is never started):
+	- HNSW with the filter on the scan (pgvector's iterative scan): to find c readable chunks when a
+	share s of all N chunks is readable, the scan visits about c / s tuples of the graph, each costing
+	an expansion of its neighbours: work grows as c * N / R for R readable chunks;
+	- exact: every readable chunk's distance, through the (document_id, model, chunk_index) index:
+	work grows as R.
+	So the exact way is taken when R**2 <= c * N * EXACT_COST_RATIO (an expansion costs about that
+	many exact distances, measured with benchmarks/lore_search.py). R is estimated from the readable
+	documents and the chunks of the first EXACT_SAMPLE of them (exact when there are no more; a count
+	of every readable chunk would cost half as much as ranking them); N is the table's row estimate
+	(pg_class.reltuples). A wrong guess costs time, never results. The exact way also gives the true
+	nearest neighbours, where HNSW is approximate."""
+	model = sql.SQL(" AND c.model = %(model)s") if has_model else sql.SQL("")
+	exact_where = sql.SQL(" AND ").join([sql.SQL("c.embedding IS NOT NULL"), *conditions])
+	if exact:
+		plan = sql.SQL("SELECT true AS exact")
+	else:
+		plan = sql.SQL(
+			"""
+		SELECT d.documents * s.chunks / greatest(s.documents, 1) <= t.chunks AS exact
+		FROM vector_threshold t,
+			(SELECT count(*)::float8 AS documents FROM readable_documents) d,
+			(SELECT count(*)::float8 AS documents, coalesce(sum(x.chunks), 0)::float8 AS chunks
+			FROM (SELECT id FROM readable_documents LIMIT %(exact_sample)s) r CROSS JOIN LATERAL (
+				SELECT count(*) AS chunks FROM lore.document_chunks c WHERE c.document_id = r.id{model}
+			) x) s"""
+		).format(model=model)
+	return sql.SQL(
+		"""
+	vector_threshold AS MATERIALIZED (
+		SELECT greatest(%(exact_floor)s,
+			sqrt(%(vector_limit)s::float8 * greatest(reltuples, 0) * %(exact_ratio)s::float8))::bigint AS chunks
+		FROM pg_class WHERE oid = 'lore.document_chunks'::regclass
+	),
+	vector_plan AS MATERIALIZED ({plan}
+	),
+	vector_leg AS MATERIALIZED (
+		(SELECT c.id, {distance} AS distance
+		FROM readable_documents r CROSS JOIN LATERAL (
+			-- OFFSET 0: a nested loop over the readable documents, never a scan of every chunk
+			SELECT c.id, c.embedding FROM lore.document_chunks c
+			WHERE c.document_id = r.id{model} AND {exact_where} OFFSET 0
+		) c
+		WHERE (SELECT exact FROM vector_plan)
+		ORDER BY 2
+		LIMIT %(vector_limit)s)
+		UNION ALL
+		(SELECT c.id, {distance} AS distance FROM lore.document_chunks c
+		WHERE NOT (SELECT exact FROM vector_plan) AND {where}
+		ORDER BY {distance}
+		LIMIT %(vector_limit)s)
+	)"""
+	).format(plan=plan, distance=distance, model=model, exact_where=exact_where, where=where)
