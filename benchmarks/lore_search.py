@@ -13,7 +13,10 @@ drawn from the same law (a question made of common and rare words).
 The permission filter is what the Frappe glue passes: a SELECT of the readable documents, here
 `SELECT name FROM "tabLore Document" WHERE owner = 'reader'` over a table of 5,000 (10%) owned by the
 reader. Each search runs in a transaction of its own after one untimed pass; the query's embedding
-time (a model's) is not included.
+time (a model's) is not included. Beside wall time, the server process's CPU time per search (from
+/proc, where the server is local): on a machine that other programs load, wall time includes waiting
+for a CPU, CPU time is the search's own work. The plan line says which of its two ways the vector leg
+took under the filter (cauldron.lore.search: exact over the readable chunks, or the HNSW graph).
 
 	python -m benchmarks.lore_search [--chunks N] [--queries N] [--words N] [--quick]
 """
@@ -21,8 +24,9 @@ time (a model's) is not included.
 import argparse
 import io
 import json
-import re
+import os
 import struct
+from pathlib import Path
 
 import numpy as np
 from pgvector import Vector
@@ -153,21 +157,62 @@ def post_filtered(conn, embedding: list, readable: set) -> int:
 	return sum(h["document_id"] in readable for h in hits)
 
 
+class Recording:
+	"""A cursor that keeps the statements it runs, to EXPLAIN the search's own."""
+
+	def __init__(self, cur):
+		self.cur, self.statements = cur, []
+
+	def execute(self, statement, params=None):
+		self.statements.append((statement, params))
+		return self.cur.execute(statement, params)
+
+	def __getattr__(self, name):
+		return getattr(self.cur, name)
+
+
 def plan(conn, text: str, embedding: list) -> str:
-	"""The vector leg's plan under the permission filter: HNSW with the filter on the scan."""
+	"""How the vector leg of a hybrid search ran under the permission filter: which of its two ways
+	(every readable chunk ranked exactly, or the HNSW graph walked with the filter on the scan) ran,
+	from EXPLAIN ANALYZE of the search's own statement."""
 	with conn.cursor() as cur:
-		cur.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
-		cur.execute(
-			sql.SQL(
-				"""EXPLAIN SELECT c.id FROM lore.document_chunks c
-				WHERE c.embedding IS NOT NULL AND (c.document_id IN ({})) IS TRUE
-				ORDER BY c.embedding <=> %s::vector LIMIT 40"""
-			).format(READABLE),
-			(Vector(embedding).to_text(),),
-		)
+		recording = Recording(cur)
+		search.search(recording, text, embedding, mode="hybrid", limit=LIMIT, readable=READABLE)
+		statement, params = recording.statements[-1]
+		cur.execute(sql.SQL("EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF) ") + statement, params)
 		lines = [row[0] for row in cur.fetchall()]
 	conn.rollback()
-	return "\n".join("      " + re.sub(r"'\[[^']*\]'", "'[...]'", line) for line in lines)
+	ran = []
+	for marker, name in (
+		("Index Scan using uq_document_chunks_model_chunk", "every readable chunk ranked exactly"),
+		(f"Index Scan using {HNSW_INDEX}", "HNSW graph walked, filter on the scan"),
+	):
+		found = [line for line in lines if marker in line]
+		state = "not in the plan" if not found else "never executed"
+		if any("never executed" not in line for line in found):
+			state = "ran"
+		ran.append(f"      {name}: {state}")
+	return "\n".join(ran)
+
+
+class ServerCPU:
+	"""CPU seconds the server process behind `conn` has used (from /proc: an embedded or local server
+	only), so that each search's own work can be told apart from time spent waiting for a CPU that
+	other programs hold."""
+
+	def __init__(self, conn):
+		with conn.cursor() as cur:
+			cur.execute("SELECT pg_backend_pid()")
+			self.path = Path(f"/proc/{cur.fetchone()[0]}/stat")
+		conn.rollback()
+		self.tick = os.sysconf("SC_CLK_TCK")
+
+	def seconds(self) -> float | None:
+		try:
+			fields = self.path.read_text().rsplit(")", 1)[1].split()
+		except OSError:  # a server on another machine
+			return None
+		return (int(fields[11]) + int(fields[12])) / self.tick
 
 
 def main() -> None:
@@ -216,11 +261,17 @@ def main() -> None:
 		shown_plan = plan(conn, *queries[0])
 
 		results = {}
+		cpu = ServerCPU(conn)
+		loads = [os.getloadavg()[0]]
 		for mode in search.MODES:
 			for name, readable in (("all readable", None), ("10% readable", READABLE)):
 				for text, embedding in queries:  # warm-up
 					run(conn, mode, text, embedding, readable)
+				before = cpu.seconds()
 				runs = [run(conn, mode, text, embedding, readable) for text, embedding in queries]
+				after = cpu.seconds()
+				server_cpu = None if before is None or after is None else (after - before) / len(queries)
+				loads.append(os.getloadavg()[0])
 				latencies = [elapsed for elapsed, _ in runs]
 				fills = [len(hits) for _, hits in runs]
 				leaked = sum(h["document_id"] not in readable_ids for _, hits in runs for h in hits)
@@ -228,7 +279,13 @@ def main() -> None:
 				wanted = [
 					LIMIT if mode != "keyword" else matching(conn, text, readable) for text, _ in queries
 				]
-				results[mode, name] = (latencies, fills, wanted, leaked if readable is not None else 0)
+				results[mode, name] = (
+					latencies,
+					fills,
+					wanted,
+					leaked if readable is not None else 0,
+					server_cpu,
+				)
 		post = [post_filtered(conn, embedding, readable_ids) for _, embedding in queries]
 
 	common.heading(
@@ -246,16 +303,21 @@ def main() -> None:
 	common.figure(
 		"sizes: lore.keyword_postings, lore.document_chunks (with indexes)", f"{postings_size}, {chunks_size}"
 	)
-	print("    vector leg's plan under the permission filter:")
+	print("    vector leg of a hybrid search under the permission filter (EXPLAIN ANALYZE):")
 	print(shown_plan)
-	common.heading("latency per search (p50 / p95) and top-k fill")
-	for (mode, name), (latencies, fills, wanted, leaked) in results.items():
+	common.heading("latency per search (p50 / p95), the server's CPU time per search, top-k fill")
+	print(
+		f"    load average (1 min) while measuring: {min(loads):.1f} to {max(loads):.1f} on"
+		f" {os.cpu_count()} CPUs (other programs' work stretches wall time, not CPU time)"
+	)
+	for (mode, name), (latencies, fills, wanted, leaked, server_cpu) in results.items():
 		p50, p95 = common.median(latencies), float(np.percentile(latencies, 95))
 		fill = sum(fills) / sum(wanted)
 		extra = f", {leaked} unreadable" if name != "all readable" else ""
+		used = f", CPU {common.milliseconds(server_cpu)}" if server_cpu is not None else ""
 		common.figure(
 			f"{mode:<8} {name}",
-			f"{common.milliseconds(p50)} / {common.milliseconds(p95)}, fill {fill:.0%}{extra}",
+			f"{common.milliseconds(p50)} / {common.milliseconds(p95)}{used}, fill {fill:.0%}{extra}",
 		)
 	common.figure(
 		"old endpoint (vectors.search_chunks + post-filter), 10% readable: fill",
