@@ -649,3 +649,17 @@ def test_the_seeds_statuses_are_migrated(site):
 	]
 	assert tasks.migrate_statuses(cur) == 0
 	assert set(tasks.SEED_STATUSES.values()) <= set(tasks.STATUSES)
+
+
+def test_the_seed_view_shows_the_state_machines_statuses_as_they_are(site):
+	_db, conn = site
+	cur = conn.cursor()
+	from cauldron.pg import views
+
+	assert views.create_views(cur) == []
+	names = {status: task(cur, status=status, order=n) for n, status in enumerate(tasks.STATUSES)}
+	cur.execute(
+		"SELECT id::text, status FROM aether.agent_tasks WHERE id::text = ANY(%s)", (list(names.values()),)
+	)
+	assert dict(cur.fetchall()) == {name: status for status, name in names.items()}
+	conn.rollback()
