@@ -16,9 +16,6 @@ import json
 import sys
 from pathlib import Path
 
-# This file's folder holds cauldron/aether/mcp.py, which would shadow the SDK's `mcp` package.
-sys.path = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
-
 
 async def probe(url: str, headers: dict, mode: str, calls: list[tuple[str, dict]]) -> dict:
 	from mcp import Client
@@ -64,6 +61,8 @@ def main() -> None:
 	parser.add_argument("--header", action="append", default=[], help="NAME:VALUE, another header")
 	parser.add_argument("--call", nargs=2, action="append", default=[], metavar=("NAME", "JSON"))
 	args = parser.parse_args()
+	# This file's folder holds cauldron/aether/mcp.py, which would shadow the SDK's `mcp` package.
+	sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 	headers = {"Authorization": f"token {args.token}"}
 	for header in args.header:
 		name, _, value = header.partition(":")
