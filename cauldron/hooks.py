@@ -59,6 +59,8 @@ scheduler_events = {
 	# and rescue agent tasks whose lease ran out, expire unanswered approvals (cauldron.aether.jobs)
 	# and embed the Lore Documents queued in command.work_queue (also woken after each commit)
 	"cron": {
+		# Synapse analytics metrics due for evaluation (cauldron.synapse.jobs)
+		"*/5 * * * *": ["cauldron.synapse.jobs.evaluate_due_metrics"],
 		"* * * * *": [
 			"cauldron.tasks.seal_audit",
 			"cauldron.aether.jobs.maintain_tasks",

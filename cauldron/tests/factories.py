@@ -160,13 +160,17 @@ UPDATES = {
 }
 
 
+# Cauldron's DocTypes that carry no seed table: settings, and records the app keeps itself.
+NOT_SEED = ("Cauldron Settings", "Synapse Metric Alert")
+
+
 def seed_doctypes() -> list[str]:
 	"""Every Cauldron DocType that carries a seed table and is not a child or virtual."""
 	return [
 		name
 		for name, istable, is_virtual in frappe.get_all(
 			"DocType",
-			filters={"module": ("in", list(AREA_ROLE)), "custom": 0, "name": ("!=", "Cauldron Settings")},
+			filters={"module": ("in", list(AREA_ROLE)), "custom": 0, "name": ("not in", NOT_SEED)},
 			fields=["name", "istable", "is_virtual"],
 			as_list=True,
 		)
