@@ -96,16 +96,29 @@ def _record_matches(cur, rows: list[tuple]) -> None:
 		)
 
 
-def _group_matches(cur, rule: str, key: str, low: datetime, high: datetime) -> list[tuple[datetime, str]]:
+def _rule_matches(
+	cur, rule: str, spans: dict[str, tuple[datetime, datetime]]
+) -> dict[str, list[tuple[datetime, str]]]:
+	"""The recorded matches of `rule` for each key in `spans` within its (low, high] span, oldest
+	first: one statement for all the groups of a batch (a batch can hold thousands of groups)."""
+	found: dict[str, list[tuple[datetime, str]]] = defaultdict(list)
+	if not spans:
+		return found
+	keys = list(spans)
 	cur.execute(
 		"""
-		SELECT event_time, event_id::text FROM aegis.detection_matches
-		WHERE rule = %s AND key = %s AND event_time > %s AND event_time <= %s
-		ORDER BY event_time, event_id
+		SELECT m.key, m.event_time, m.event_id::text
+		FROM aegis.detection_matches m
+		JOIN unnest(%s::text[], %s::timestamptz[], %s::timestamptz[]) AS g(key, low, high)
+			ON m.key = g.key AND m.event_time > g.low AND m.event_time <= g.high
+		WHERE m.rule = %s
+		ORDER BY m.key, m.event_time, m.event_id
 		""",
-		(rule, key, low, high),
+		(keys, [spans[k][0] for k in keys], [spans[k][1] for k in keys], rule),
 	)
-	return cur.fetchall()
+	for key, moment, event_id in cur.fetchall():
+		found[key].append((moment, event_id))
+	return found
 
 
 def _threshold_hits(
@@ -167,6 +180,19 @@ def evaluate(
 				threat_hits[threat.name].append((event, found))
 	_record_matches(cur, match_rows)
 
+	recorded: dict[str, dict[str, list[tuple[datetime, str]]]] = {}
+	for rule in rules:
+		if rule.threshold:
+			spans = {
+				key: (
+					min(e["event_time"] for e in new) - rule.threshold.within,
+					max(e["event_time"] for e in new),
+				)
+				for (name, key), new in groups.items()
+				if name == rule.name
+			}
+			recorded[rule.name] = _rule_matches(cur, rule.name, spans)
+
 	detections = []
 	for (name, key), new in groups.items():
 		rule = rules_by_name[name]
@@ -175,8 +201,7 @@ def evaluate(
 		chosen: list[tuple[datetime, str]] = []
 		if rule.threshold:
 			new_ids = {e["id"] for e in new}
-			first, last = min(e["event_time"] for e in new), max(e["event_time"] for e in new)
-			matches = _group_matches(cur, name, key, first - within, last)
+			matches = recorded[name].get(key, [])
 			chosen = _threshold_hits(matches, new_ids, rule.threshold.count, within)
 		else:
 			chosen = [(e["event_time"], e["id"]) for e in new]
