@@ -23,6 +23,89 @@ const esc = (text) => frappe.utils.escape_html(text == null ? "" : String(text))
 const short = (text, n = 28) =>
 	text && text.length > n ? text.slice(0, n - 1) + "…" : text || "";
 
+const TAU = 2 * Math.PI;
+const RING = 130; // distance between rings, before the canvas is fitted
+const SPACING = 90; // least distance between two entities of a ring
+
+// A radial layout: the entity in the middle, depth d on ring d. Ring 1 is in an order that keeps
+// related entities side by side; an entity further out sits at the mean angle of its neighbours
+// on the ring inside it, pushed along its ring as little as keeps SPACING.
+export function radial_positions(data, centre) {
+	const depth = Object.fromEntries(data.nodes.map((n) => [n.name, n.depth]));
+	const label = Object.fromEntries(data.nodes.map((n) => [n.name, n.entity_name || n.name]));
+	const near = {};
+	for (const e of data.edges) {
+		(near[e.source] = near[e.source] || new Set()).add(e.target);
+		(near[e.target] = near[e.target] || new Set()).add(e.source);
+	}
+	const rings = [];
+	for (const n of data.nodes) (rings[n.depth] = rings[n.depth] || []).push(n.name);
+	const angle = { [centre]: 0 };
+	const position = { [centre]: { x: 0, y: 0 } };
+	let radius = 0;
+	rings.forEach((ring, d) => {
+		if (!d || !ring) return;
+		radius = Math.max(radius + RING, (ring.length * SPACING) / TAU);
+		let placed;
+		if (d === 1) {
+			placed = order_ring(ring, near, label, centre).map((name, i) => [
+				name,
+				-Math.PI / 2 + (i * TAU) / ring.length,
+			]);
+		} else {
+			const wanted = ring
+				.map((name) => [
+					name,
+					mean_angle(
+						[...(near[name] || [])]
+							.filter((m) => depth[m] === d - 1)
+							.map((m) => angle[m])
+					),
+				])
+				.sort((a, b) => a[1] - b[1] || label[a[0]].localeCompare(label[b[0]]));
+			const gap = Math.min(TAU / ring.length, SPACING / radius);
+			placed = [];
+			for (const [name, want] of wanted) {
+				const previous = placed.length ? placed[placed.length - 1][1] : -Infinity;
+				placed.push([name, Math.max(want, previous + gap)]);
+			}
+			// spilled past the first one round the circle: shift all back by half the overlap
+			const overlap =
+				placed.length > 1 ? placed[placed.length - 1][1] - (placed[0][1] + TAU - gap) : 0;
+			if (overlap > 0) placed = placed.map(([name, a]) => [name, a - overlap / 2]);
+		}
+		for (const [name, a] of placed) {
+			angle[name] = a;
+			position[name] = { x: radius * Math.cos(a), y: radius * Math.sin(a) };
+		}
+	});
+	return position;
+}
+
+function mean_angle(angles) {
+	if (!angles.length) return 0;
+	const x = angles.reduce((sum, a) => sum + Math.cos(a), 0);
+	const y = angles.reduce((sum, a) => sum + Math.sin(a), 0);
+	return Math.atan2(y, x);
+}
+
+// ring 1: start from the first by name; next, one related to the last directly, else through an
+// entity further out, else the next by name
+function order_ring(ring, near, label, centre) {
+	const inner = new Set([centre, ...ring]);
+	const left = [...ring].sort((a, b) => label[a].localeCompare(label[b]));
+	const order = [left.shift()];
+	const direct = (a, b) => Boolean(near[a] && near[a].has(b));
+	const shared = (a, b) => [...(near[a] || [])].some((m) => !inner.has(m) && direct(b, m));
+	while (left.length) {
+		const last = order[order.length - 1];
+		let i = left.findIndex((name) => direct(last, name));
+		if (i < 0) i = left.findIndex((name) => shared(last, name));
+		order.push(left.splice(Math.max(0, i), 1)[0]);
+	}
+	return order;
+}
+
 export class LoreGraph {
 	// wrapper: element or jQuery; entity: a Lore Entity's name; depth: 1 to 6;
 	// open(name): what clicking another entity does (default: open its form)
@@ -213,15 +296,15 @@ export class LoreGraph {
 					"background-color": "data(colour)",
 					label: "data(label)",
 					color: "#1f272e",
-					"font-size": 11,
+					"font-size": 12,
 					"text-valign": "bottom",
 					"text-margin-y": 5,
 					"text-background-color": "#ffffff",
 					"text-background-opacity": 0.85,
 					"text-background-padding": 2,
 					"text-background-shape": "roundrectangle",
-					width: 22,
-					height: 22,
+					width: 24,
+					height: 24,
 					"border-width": 2,
 					"border-color": "#ffffff",
 				},
@@ -251,7 +334,7 @@ export class LoreGraph {
 					"arrow-scale": 0.9,
 					"curve-style": "bezier",
 					label: "data(label)",
-					"font-size": 9,
+					"font-size": 10,
 					color: "#525f6b",
 					"text-rotation": "autorotate",
 					"text-background-color": "#ffffff",
@@ -270,11 +353,10 @@ export class LoreGraph {
 			container: this.$canvas[0],
 			elements: this.elements(data),
 			style: this.style(),
+			// rings by depth around the entity, each entity near those it was reached from
 			layout: {
-				name: "concentric",
-				concentric: (node) => node.data("ring"),
-				levelWidth: () => 1,
-				minNodeSpacing: 40,
+				name: "preset",
+				positions: radial_positions(data, this.entity),
 				padding: 30,
 				animate: false,
 			},
@@ -284,6 +366,7 @@ export class LoreGraph {
 			boxSelectionEnabled: false,
 			autoungrabify: false,
 		});
+		this.widen();
 		this.cy.on("tap", "node", (e) => {
 			const name = e.target.id();
 			if (name !== this.entity) this.open(name);
@@ -313,6 +396,34 @@ export class LoreGraph {
 		}
 	}
 
+	// the whole graph in view, never blown up past 1.1 (a few entities would fill the canvas)
+	fit() {
+		if (!this.cy) return;
+		this.cy.fit(undefined, 30);
+		if (this.cy.zoom() > 1.1) {
+			this.cy.zoom(1.1);
+			this.cy.center();
+		}
+	}
+
+	// a wide canvas and a round layout: stretch it sideways (up to 1.8 times) so that it fills the
+	// canvas and its labels grow, instead of fitting a small circle into the canvas' height
+	widen() {
+		const box = this.cy.nodes().boundingBox();
+		const width = this.$canvas.width(),
+			height = this.$canvas.height();
+		const stretch =
+			box.w && box.h && height ? Math.min(1.8, width / height / (box.w / box.h)) : 1;
+		if (stretch > 1.05) {
+			const middle = (box.x1 + box.x2) / 2;
+			this.cy.nodes().positions((node) => ({
+				x: middle + (node.position("x") - middle) * stretch,
+				y: node.position("y"),
+			}));
+		}
+		this.fit();
+	}
+
 	summary(data) {
 		const text = __("{0} entities, {1} relationships within {2} hops", [
 			data.nodes.length,
@@ -325,7 +436,7 @@ export class LoreGraph {
 	resize() {
 		if (this.cy) {
 			this.cy.resize();
-			this.cy.fit(undefined, 30);
+			this.fit();
 		}
 	}
 }
