@@ -58,6 +58,20 @@ def test_local_vectors_do_not_depend_on_batching_or_order(local):
 		assert _cos(a, b) > 0.99999
 
 
+def test_local_threads_sleep_when_idle_and_spinning_changes_no_vector(local):
+	"""Spinning threads would take CPU from the bench's other workers; either way the vectors agree."""
+	options = local._session.get_session_options()
+	assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+	spinning = LocalProvider(threads=2, spinning=True)
+	assert (
+		spinning._session.get_session_options().get_session_config_entry("session.intra_op.allow_spinning")
+		== "1"
+	)
+	texts = ["Sales invoices are posted to the ledger.", "Stir the sauce slowly."]
+	for a, b in zip(local.embed(texts), spinning.embed(texts), strict=True):
+		assert sum(x * y for x, y in zip(a, b, strict=True)) > 0.99999
+
+
 def test_local_truncates_past_the_sequence_length(local):
 	head = "Cauldron keeps the knowledge base in Postgres. " * 40  # past 256 tokens already
 	assert local.count_tokens(head) > providers.LOCAL_MAX_TOKENS
