@@ -285,7 +285,14 @@ def main() -> None:
 		if others_waiting():
 			raise SystemExit(f"other {TASK_TYPE} tasks wait in this site: the agents would claim them")
 		agents = [Agent(args.url, args.site, token, name) for name in instances]
-		agents[0].call("heartbeat", instance=instances[0])  # the server is up and takes the key
+		for attempt in range(60):  # the server is up (it may be restarting) and takes the key
+			try:
+				agents[0].call("heartbeat", instance=instances[0])
+				break
+			except requests.ConnectionError:
+				if attempt == 59:
+					raise
+				time.sleep(1)
 		print(
 			f"server: {args.url} (site {args.site}); {args.tasks:,} ready tasks a run, claim batch {args.batch}"
 		)
