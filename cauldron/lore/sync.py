@@ -495,10 +495,12 @@ def _record_error(source: str, message: str) -> None:
 # --- full sync ------------------------------------------------------------------------------------------
 
 
-def sync_source(source: str) -> dict:
+def sync_source(source: str, commit: bool = False) -> dict:
 	"""Sync one source whole (idempotent): {created, updated, unchanged, deleted, errors}. Its status
 	(last synced, sync status, last error) is recorded on it; errors of single records, files or pages
-	are listed there and the others are synced. A config that no longer checks fails the source."""
+	are listed there and the others are synced. A config that no longer checks fails the source.
+	`commit` (background jobs): commit after every PAGE items, so a large source neither holds one
+	long transaction nor keeps its documents from the embedding worker until the end."""
 	counts = {"created": 0, "updated": 0, "unchanged": 0, "deleted": 0, "errors": []}
 	if not frappe.db.exists(SOURCE, source):
 		return counts  # deleted since its sync was queued
@@ -519,8 +521,10 @@ def sync_source(source: str) -> dict:
 	}[doc.source_type](doc, config)
 	seen = set()
 	messages = len(frappe.local.message_log or [])
-	for key, work in items:
+	for n, (key, work) in enumerate(items, 1):
 		seen.add(key)
+		if commit and n % PAGE == 0:
+			frappe.db.commit()
 		savepoint = "cauldron_lore_source_item"
 		frappe.db.savepoint(savepoint)
 		try:
@@ -557,19 +561,18 @@ def _finish(source: str, counts: dict, failed: bool) -> None:
 
 
 def _doctype_items(source, config):
+	"""The source's records, in pages ordered by name (each page starts after the last name: commits
+	between pages neither skip nor repeat records)."""
 	doctype = config["doctype"]
-	meta = frappe.get_meta(doctype)
 	fields = ["name", *[f for f in config["fields"] if f != "name"]]
-	if meta.title_field and meta.title_field not in fields and meta.title_field in config["fields"]:
-		fields.append(meta.title_field)
-	start = 0
+	last = None
 	while True:
+		after = [] if last is None else [["name", ">", last]]
 		rows = frappe.get_all(
 			doctype,
-			filters=config["filters"],
+			filters=[*config["filters"], *after],
 			fields=fields,
 			order_by="name asc",
-			limit_start=start,
 			limit_page_length=PAGE,
 		)
 		for row in rows:
@@ -579,7 +582,7 @@ def _doctype_items(source, config):
 			)
 		if len(rows) < PAGE:
 			return
-		start += PAGE
+		last = rows[-1].name
 
 
 def _file_items(source, config):
@@ -661,7 +664,7 @@ def sync_due_sources() -> dict:
 		if not sources.due(row.sync_frequency, row.last_synced_at, now):
 			continue
 		try:
-			done[row.name] = sync_source(row.name)
+			done[row.name] = sync_source(row.name, commit=True)
 			frappe.db.commit()
 		except Exception as e:
 			frappe.db.rollback()
@@ -709,6 +712,7 @@ def enqueue_sync(source: str) -> None:
 			SYNC_JOB,
 			queue="long",
 			source=source,
+			commit=True,
 			job_id=f"cauldron-lore-source-{source}",
 			deduplicate=True,
 			enqueue_after_commit=True,

@@ -7,11 +7,12 @@ they may read; bad configs are refused whole, and sync errors land on the source
 import json
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from unittest.mock import patch
 from urllib.parse import quote
 
 import frappe
 from frappe.tests.utils import FrappeTestCase
-from frappe.utils import now_datetime
+from frappe.utils import add_to_date, now_datetime
 
 from cauldron import db, tasks
 from cauldron.lore import ingest, providers, sources, sync
@@ -243,7 +244,8 @@ class TestLoreSources(FrappeTestCase):
 		)
 		names = [self.document_of(src, "ToDo", t.name) for t in todos]
 		self.assertFalse(any(frappe.db.exists("Lore Document", n) for n in names))  # older than the source
-		counts = sync.sync_source(src.name)
+		with patch.object(sync, "PAGE", 2):  # pages of two records, committed between them
+			counts = sync.sync_source(src.name, commit=True)
 		self.assertEqual((counts["created"], counts["errors"]), (3, []))
 		self.assertTrue(all(frappe.db.exists("Lore Document", n) for n in names))
 		status = frappe.db.get_value(
@@ -371,6 +373,19 @@ class TestLoreSources(FrappeTestCase):
 		self.assertEqual((counts["created"], counts["updated"], counts["deleted"]), (0, 0, 0))
 		self.assertEqual(frappe.db.get_value(SOURCE, src.name, "sync_status"), "Failed")
 		self.assertTrue(frappe.db.exists("Lore Document", name))
+
+	def test_the_scheduler_syncs_sources_when_their_frequency_says_so(self):
+		hourly = source("DocType", {"doctype": "Note", "fields": ["title"]}, sync_frequency="hourly")
+		manual = source("DocType", {"doctype": "Note", "fields": ["title"]}, sync_frequency="manual")
+		frappe.db.commit()
+		done = sync.sync_due_sources()
+		self.assertIn(hourly.name, done)
+		self.assertNotIn(manual.name, done)
+		self.assertIsNotNone(frappe.db.get_value(SOURCE, hourly.name, "last_synced_at"))
+		self.assertNotIn(hourly.name, sync.sync_due_sources())  # synced a moment ago
+		frappe.db.set_value(SOURCE, hourly.name, "last_synced_at", add_to_date(None, hours=-2))
+		frappe.db.commit()
+		self.assertIn(hourly.name, sync.sync_due_sources())
 
 	# --- File sources ---------------------------------------------------------------------------
 
