@@ -69,7 +69,10 @@ scheduler_events = {
 		# Lore knowledge sources due by their Sync Frequency: a full, idempotent sync (cauldron.lore.sync)
 		"*/15 * * * *": ["cauldron.lore.sync.sync_due_sources"],
 	},
-	"hourly": ["cauldron.tasks.refresh_rollups"],
+	# refit the active Synapse Forecasts whose series completed a new interval (cauldron.synapse.background)
+	"hourly": ["cauldron.tasks.refresh_rollups", "cauldron.synapse.background.refresh_forecasts"],
+	# forecast fits and simulation runs whose RQ job was lost (woken after each commit otherwise)
+	"all": ["cauldron.synapse.background.work"],
 	"daily": ["cauldron.tasks.maintain_partitions", "cauldron.tasks.purge_work_queue"],
 }
 
@@ -100,8 +103,15 @@ doc_events = {
 # -----------
 # A Lore Document a knowledge source made from a record (or File) is readable only with that record:
 # in Frappe's list SQL (so in Desk and in search's pre-filter) and for a single document.
-permission_query_conditions = {"Lore Document": "cauldron.lore.sync.lore_document_conditions"}
-has_permission = {"Lore Document": "cauldron.lore.sync.lore_document_permission"}
+permission_query_conditions = {
+	"Lore Document": "cauldron.lore.sync.lore_document_conditions",
+	# a Synapse Dashboard is its owner's, and everyone's who may read dashboards once public
+	"Synapse Dashboard": "cauldron.synapse.doctype.synapse_dashboard.synapse_dashboard.query_conditions",
+}
+has_permission = {
+	"Lore Document": "cauldron.lore.sync.lore_document_permission",
+	"Synapse Dashboard": "cauldron.synapse.doctype.synapse_dashboard.synapse_dashboard.has_permission",
+}
 
 # User Data Protection
 # --------------------

@@ -129,3 +129,58 @@ def top(
 			for row in query.top(cur, metric, dimension, start, end, limit, aggregate or "sum", dimensions)
 		]
 	)
+
+
+# Forecasts, simulations and dashboards (cauldron.synapse.background runs the first two; the
+# dashboard's data is cauldron.synapse.doctype.synapse_dashboard.synapse_dashboard's).
+
+
+@frappe.whitelist(methods=["POST"])
+@params.checked(names=("forecast",))
+def run_forecast(forecast: str) -> dict:
+	"""Fit forecast `forecast` again in the background (the form's Refresh button)."""
+	from cauldron.synapse import background
+
+	doc = frappe.get_doc("Synapse Forecast", forecast)
+	doc.check_permission("write")
+	doc.db_set({"status": "running", "last_error": None}, notify=True)
+	background.request_run("forecast", doc.name)
+	return {"status": "running"}
+
+
+@frappe.whitelist(methods=["POST"])
+@params.checked(names=("simulation",))
+def run_simulation(simulation: str, seed: int | None = None) -> dict:
+	"""Run simulation `simulation` in the background, with `seed` (a whole number; else the
+	model's seed, else a new one, recorded in its results) so a run can be repeated."""
+	from cauldron.synapse import background
+
+	if seed not in (None, ""):
+		seed = params.whole_number(seed, "seed", 0, 2**63 - 1)
+	else:
+		seed = None
+	doc = frappe.get_doc("Synapse Business Simulation", simulation)
+	doc.check_permission("write")
+	doc.db_set({"status": "running", "last_error": None}, notify=True)
+	background.request_run("simulation", doc.name, {"seed": seed})
+	return {"status": "running"}
+
+
+@frappe.whitelist(methods=["POST"])
+@params.checked(names=("dashboard", "component"))
+def dashboard_data(dashboard: str, component: str | None = None) -> dict:
+	"""The data of dashboard `dashboard`'s active components (or of one), for whoever may read it
+	(its owner, anyone with Synapse Analyst when it is public, System Manager); a dashboard one may
+	not read answers 403 whether or not it exists (404 only to those who may read every one)."""
+	from cauldron.synapse.doctype.synapse_dashboard import synapse_dashboard as board
+
+	doc = frappe.db.exists("Synapse Dashboard", dashboard) and frappe.get_doc("Synapse Dashboard", dashboard)
+	if not doc or not frappe.has_permission("Synapse Dashboard", "read", doc):
+		if not doc and board.sees_all() and frappe.has_permission("Synapse Dashboard", "read"):
+			frappe.throw(_("Synapse Dashboard {0} not found").format(dashboard), frappe.DoesNotExistError)
+		frappe.throw(
+			_("No Synapse Dashboard {0} that you may read").format(dashboard),
+			frappe.PermissionError,
+			title=_("Not permitted"),
+		)
+	return board.dashboard_data(dashboard, component or None)

@@ -105,7 +105,7 @@ VALUES = {
 	"Synapse Forecast": lambda: {
 		"forecast_name": f"Q3 {uid()}",
 		"metric": make("Synapse Analytics Metric").name,
-		"forecast_model": "prophet",
+		"forecast_model": "exponential_smoothing",
 		"forecast_date": "2026-07-01 00:00:00",
 		"forecast_horizon": 90,
 		"forecast_data": json.dumps({"points": [1, 2, 3]}),
@@ -116,7 +116,8 @@ VALUES = {
 	},
 	"Synapse Business Simulation": lambda: {
 		"simulation_name": f"Price rise {uid()}",
-		"model_definition": json.dumps({"kind": "monte_carlo"}),
+		"model_definition": json.dumps({"variables": {"revenue": "price * units"}, "iterations": 1000}),
+		"parameters": json.dumps({"price": 10, "units": {"distribution": "poisson", "mean": 100}}),
 	},
 	"Aether Agent Definition": lambda: {
 		"agent_name": f"Researcher {uid()}",
