@@ -126,6 +126,8 @@ def verify_audit(context):
 		frappe.db.commit()
 		result = audit.verify(cur)
 		click.echo(str(result))
+		frappe.db.rollback()
+		frappe.get_attr("cauldron.aegis.signals.audit_verified")(result)  # broken: a security event
 		if not result.ok:
 			raise SystemExit(1)
 

@@ -51,6 +51,8 @@ before_request = ["cauldron.params.check_request"]
 # Authorization: Bearer <JWT> from Supabase or an OIDC provider, when Cauldron Settings accept tokens
 # (cauldron.auth.bearer); Frappe's sessions, API keys and OAuth tokens come first.
 auth_hooks = ["cauldron.auth.bearer.validate_bearer"]
+# 403 answers, exports and password updates become Aegis security events (cauldron.aegis.signals).
+after_request = ["cauldron.aegis.signals.after_request"]
 
 # Scheduled Tasks
 # ---------------
@@ -65,6 +67,8 @@ scheduler_events = {
 			"cauldron.tasks.seal_audit",
 			"cauldron.aether.jobs.maintain_tasks",
 			"cauldron.tasks.embed_lore_documents",
+			# evaluate new security events: incidents and playbooks (cauldron.aegis.jobs)
+			"cauldron.aegis.jobs.detect",
 		],
 		# Lore knowledge sources due by their Sync Frequency: a full, idempotent sync (cauldron.lore.sync)
 		"*/15 * * * *": ["cauldron.lore.sync.sync_due_sources"],
@@ -74,6 +78,8 @@ scheduler_events = {
 	# forecast fits and simulation runs whose RQ job was lost (woken after each commit otherwise)
 	"all": ["cauldron.synapse.background.work"],
 	"daily": ["cauldron.tasks.maintain_partitions", "cauldron.tasks.purge_work_queue"],
+	# a broken audit chain is a critical security event (cauldron.aegis.jobs)
+	"daily_long": ["cauldron.aegis.jobs.verify_audit_chain"],
 }
 
 # Document Events
@@ -82,7 +88,12 @@ scheduler_events = {
 doc_events = {
 	"*": {
 		"before_insert": "cauldron.events.before_insert",
-		"before_change": "cauldron.events.before_change",
+		"before_change": ["cauldron.events.before_change", "cauldron.aegis.signals.before_change"],
+		# logins, password, API key, role, permission and two-factor changes become security events,
+		# and an answer to a playbook step's approval runs or skips it (cauldron.aegis.signals)
+		"before_validate": "cauldron.aegis.signals.before_validate",
+		"on_update": "cauldron.aegis.signals.on_update",
+		"on_trash": "cauldron.aegis.signals.on_trash",
 		# ... and the records and files Lore knowledge sources read follow into their Lore Documents
 		# (cauldron.lore.sync; a DocType no source reads returns at once)
 		"on_change": ["cauldron.events.on_change", "cauldron.lore.sync.on_change"],
@@ -93,7 +104,7 @@ doc_events = {
 		],
 		"after_rename": ["cauldron.events.after_rename", "cauldron.lore.sync.after_rename"],
 		# a File attached to a Lore Document is part of its text: a new or deleted one re-embeds it
-		"after_insert": "cauldron.api.lore.file_changed",
+		"after_insert": ["cauldron.api.lore.file_changed", "cauldron.aegis.signals.after_insert"],
 	},
 	# The seed's ON DELETE CASCADE / SET NULL for the Links into these DocTypes (cauldron.relations).
 	**{doctype: {"on_trash": "cauldron.relations.on_trash"} for doctype in relations.TARGETS},

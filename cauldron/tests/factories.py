@@ -98,7 +98,7 @@ VALUES = {
 	},
 	"Aegis Security Playbook": lambda: {
 		"playbook_name": f"Contain {uid()}",
-		"steps": json.dumps([{"action": "isolate_host"}, {"action": "notify"}]),
+		"steps": json.dumps([{"action": "add_note", "note": "Contain {key}"}]),
 	},
 	"Aegis Security Incident": lambda: {"title": f"Breach {uid()}", "severity": "high"},
 	"Synapse Analytics Metric": lambda: {"metric_name": f"Revenue {uid()}", "unit_of_measure": "USD"},
