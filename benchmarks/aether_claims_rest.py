@@ -13,7 +13,8 @@ Each agent is a thread with its own HTTP connection and agent instance: claim a 
 then, unless claims alone are measured, complete each task (one request each). A claim the server
 refuses for contention (409 after its own retries) is retried and counted. Afterwards every task
 must have been claimed exactly once. Ready -> claimed: 4 agents poll (a claim every --poll-ms when
-they find nothing) while tasks are inserted ready one at a time; the latency is the task's
+they find nothing) while tasks are inserted ready one at a time (--gap-ms apart: below what
+the agents can take, or the figure is the backlog's); the latency is the task's
 started_at minus its creation (both the database's clock).
 """
 
@@ -272,6 +273,8 @@ def main() -> None:
 	parser.add_argument("--batch", type=int, default=10)
 	parser.add_argument("--latency-tasks", type=int, default=200)
 	parser.add_argument("--poll-ms", type=float, default=10.0)
+	parser.add_argument("--gap-ms", type=float, default=100.0, help="between the latency tasks' inserts")
+	parser.add_argument("--latency-only", action="store_true")
 	parser.add_argument("--quick", action="store_true")
 	args = parser.parse_args()
 	if args.quick:
@@ -300,7 +303,7 @@ def main() -> None:
 		for complete, title in (
 			(False, "claims alone (one request claims a batch)"),
 			(True, "claim a batch, then complete each task (one request each)"),
-		):
+		)[: 0 if args.latency_only else 2]:
 			common.heading(f"{title}; through REST")
 			base = None
 			for workers in WORKERS:
@@ -317,11 +320,16 @@ def main() -> None:
 					f"{per_second:,.0f} tasks/s ({common.duration(elapsed)}; x{per_second / base:.2f};"
 					f" {requests_made / elapsed:,.0f} requests/s; {conflicts} claims refused for contention)",
 				)
-		common.heading("double claims")
-		common.figure(f"tasks held twice over {runs} runs of {args.tasks:,} tasks", str(total_double))
+		if runs:
+			common.heading("double claims")
+			common.figure(f"tasks held twice over {runs} runs of {args.tasks:,} tasks", str(total_double))
 		common.heading(f"ready -> claimed: 4 agents polling every {args.poll_ms:g} ms when idle")
-		found = sorted(latency(agents[:4], definition, args.latency_tasks, args.poll_ms / 1000, 0.02))
-		common.figure(f"claimed {len(found)} of {args.latency_tasks} tasks inserted 20 ms apart", "")
+		found = sorted(
+			latency(agents[:4], definition, args.latency_tasks, args.poll_ms / 1000, args.gap_ms / 1000)
+		)
+		common.figure(
+			f"claimed {len(found)} of {args.latency_tasks} tasks inserted {args.gap_ms:g} ms apart", ""
+		)
 		common.figure("median", common.milliseconds(statistics.median(found)))
 		common.figure("p95", common.milliseconds(found[max(int(len(found) * 0.95) - 1, 0)]))
 		print("\nFigures from a shared machine: compare ratios, not absolute rates.")
