@@ -9,11 +9,23 @@ turns within each round; the median of the runs is reported.
 
 	python -m benchmarks.line_protocol_ingest [--points N] [--batch-size N] [--repeats N]
 		[--path native|timescaledb|both] [--quick]
+
+Through HTTP, against a running site (cauldron.api.synapse.write, as Telegraf posts: text/plain
+body, precision in the query string, an API key of a Synapse Writer): the same batches posted by
+`--clients` concurrent clients (default 1 and 4), points/s from the first request to the last
+answer; the points go under a measurement of their own (printed), deleted afterwards when `--dsn`
+names the site's database:
+
+	python -m benchmarks.line_protocol_ingest --url http://127.0.0.1:8000 --token KEY:SECRET
+		[--host-header SITE] [--clients 1,4] [--dsn postgresql://...] [--points N] [--repeats N]
 """
 
 import argparse
 import functools
 import random
+import threading
+import time
+import uuid
 from datetime import datetime, timezone
 
 from benchmarks import _common as common
@@ -24,7 +36,9 @@ FIELDS = ("usage_user", "usage_system", "usage_idle", "usage_iowait", "usage_ste
 HOSTS = tuple(f"web-{i}" for i in range(20))
 
 
-def make_batches(points: int, batch_size: int, day: datetime, seed: int) -> list[bytes]:
+def make_batches(
+	points: int, batch_size: int, day: datetime, seed: int, measurement: str = "cpu"
+) -> list[bytes]:
 	"""Line protocol bodies of `batch_size` points each (len(FIELDS) points a line)."""
 	rng = random.Random(seed)
 	start = int(day.timestamp()) * 10**9
@@ -33,7 +47,7 @@ def make_batches(points: int, batch_size: int, day: datetime, seed: int) -> list
 	for i in range(points // len(FIELDS)):
 		stamp = start + rng.randrange(86_400 * 10**9)
 		values = ",".join(f"{f}={rng.uniform(0, 100):.3f}" for f in FIELDS)
-		lines.append(f"cpu,host={rng.choice(HOSTS)},cpu=cpu{i % 4},region=eu {values} {stamp}")
+		lines.append(f"{measurement},host={rng.choice(HOSTS)},cpu=cpu{i % 4},region=eu {values} {stamp}")
 	return ["\n".join(lines[i : i + lines_per_batch]).encode() for i in range(0, len(lines), lines_per_batch)]
 
 
@@ -77,12 +91,24 @@ def main() -> None:
 	parser.add_argument("--batch-size", type=int, help="points per batch and commit (default 5,000)")
 	parser.add_argument("--repeats", type=int, help="runs per method; the median is reported (default 5)")
 	common.add_path_argument(parser)
+	parser.add_argument(
+		"--url", help="a running site's base URL: measure cauldron.api.synapse.write over HTTP"
+	)
+	parser.add_argument("--token", help="API key:secret of a user who may write metrics (with --url)")
+	parser.add_argument("--host-header", help="Host header naming the site (with --url), if the URL does not")
+	parser.add_argument(
+		"--clients", default="1,4", help="concurrent clients to measure (with --url; default 1,4)"
+	)
+	parser.add_argument("--dsn", help="the site database's DSN, to count and delete the points (with --url)")
 	args = common.arguments(
 		parser,
 		defaults={"points": 200_000, "batch_size": 5_000, "repeats": 5},
 		quick={"points": 50_000, "repeats": 3},
 	)
 	day = timeseries.period_start(datetime.now(timezone.utc), "day")
+	if args.url:
+		over_http(args, day)
+		return
 	batches = make_batches(args.points, args.batch_size, day, seed=1)
 	parsed = [ingest.parse(body) for body in batches]
 	count = sum(len(points) for points in parsed)
@@ -121,6 +147,70 @@ def main() -> None:
 		for name in METHODS:
 			native, timescale = rates["native"][name], rates["timescaledb"][name]
 			common.figure(name, f"native {native:>9,.0f}  timescaledb {timescale:>9,.0f}")
+
+
+def post_all(session, url: str, headers: dict, bodies: list[bytes], failures: list) -> None:
+	try:
+		for body in bodies:
+			response = session.post(url, data=body, headers=headers, timeout=300)
+			if response.status_code != 200:
+				raise RuntimeError(f"HTTP {response.status_code}: {response.text[:500]}")
+	except Exception as e:  # reported after the run
+		failures.append(e)
+
+
+def over_http(args, day: datetime) -> None:
+	import psycopg2
+	import requests
+
+	measurement = f"lpbench_{uuid.uuid4().hex[:8]}"
+	batches = make_batches(args.points, args.batch_size, day, seed=1, measurement=measurement)
+	count = sum(len(ingest.parse(body)) for body in batches)
+	url = args.url.rstrip("/") + "/api/method/cauldron.api.synapse.write?precision=ns"
+	headers = {"Content-Type": "text/plain; charset=utf-8", "Authorization": f"token {args.token}"}
+	if args.host_header:
+		headers["Host"] = args.host_header
+	clients = [int(c) for c in args.clients.split(",")]
+	print(f"HTTP: {url}; measurement {measurement}")
+	rates = {}
+	try:
+		for _ in range(args.repeats):
+			for n in clients:
+				sessions = [requests.Session() for _ in range(n)]
+				warm = []
+				for session in sessions:  # connected and authenticated before the clock starts
+					post_all(session, url, headers, [b""], warm)
+				if warm:
+					raise warm[0]
+				failures = []
+				threads = [
+					threading.Thread(target=post_all, args=(session, url, headers, batches[i::n], failures))
+					for i, session in enumerate(sessions)
+				]
+				started = time.perf_counter()
+				for thread in threads:
+					thread.start()
+				for thread in threads:
+					thread.join()
+				elapsed = time.perf_counter() - started
+				if failures:
+					raise failures[0]
+				rates.setdefault(n, []).append(count / elapsed)
+	finally:
+		if args.dsn:
+			with psycopg2.connect(args.dsn) as conn, conn.cursor() as cur:
+				cur.execute("DELETE FROM synapse.metrics WHERE metric_name LIKE %s", (measurement + ".%",))
+				runs = sum(len(r) for r in rates.values())
+				print(f"deleted {cur.rowcount:,} points ({count * runs:,} written by {runs} runs)")
+	common.heading(
+		f"line protocol over HTTP: {count:,} points in {len(batches)} batches of {args.batch_size:,}"
+		f" ({len(FIELDS)} fields a line, 3 tags), one request and commit per batch; median of {args.repeats} runs"
+	)
+	for n, runs in rates.items():
+		common.figure(
+			f"{n} client{'s' if n > 1 else ''}",
+			f"{common.median(runs):>10,.0f} points/s  (runs {min(runs):,.0f}-{max(runs):,.0f})",
+		)
 
 
 if __name__ == "__main__":

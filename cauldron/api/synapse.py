@@ -184,3 +184,26 @@ def dashboard_data(dashboard: str, component: str | None = None) -> dict:
 			title=_("Not permitted"),
 		)
 	return board.dashboard_data(dashboard, component or None)
+
+
+@frappe.whitelist(methods=["POST"])
+@params.checked(names=("metric",))
+def evaluate_metric(metric: str) -> dict:
+	"""Evaluate one Synapse Analytics Metric now, as the schedule does (its point, its state, an
+	alert and notifications on a change); for whoever may write the metric."""
+	from cauldron.synapse import jobs
+
+	if not frappe.db.exists("Synapse Analytics Metric", metric) or not frappe.has_permission(
+		"Synapse Analytics Metric", "write", doc=metric
+	):
+		frappe.throw(_("You may not evaluate metric {0}").format(metric), frappe.PermissionError)
+	row = frappe.get_all("Synapse Analytics Metric", filters={"name": metric}, fields=jobs.FIELDS)[0]
+	(result,) = jobs.evaluate_metrics([row])
+	alert = result.alert
+	return {
+		"value": result.value,
+		"state": result.state,
+		"error": result.error,
+		"alert": alert
+		and {"from_state": alert.from_state, "to_state": alert.to_state, "threshold": alert.threshold},
+	}

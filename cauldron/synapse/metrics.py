@@ -3,7 +3,7 @@
 A metric's `query_definition` is one of:
 
 - structured JSON: {"metric": "cpu.usage", "aggregate": "avg", "window": "1 hour",
-  "dimensions": {"host": "a"}}: the aggregate (avg, sum, min, max, count) of a synapse.metrics
+  "dimensions": {"host": "a"}} ("dimension_filter" or "filter" name the dimensions too): the aggregate (avg, sum, min, max, count) of a synapse.metrics
   metric over the window that ends at the evaluation (a whole number and a unit: minutes, hours,
   days or weeks, up to 366 days), read as cauldron.synapse.query.value reads it;
 - one read-only SQL SELECT returning one row of one number, such as
@@ -118,7 +118,19 @@ def parse_definition(text) -> Structured | SqlQuery:
 	return SqlQuery(text)
 
 
-def _structured(spec: dict) -> Structured:
+# Other names of "dimensions" a definition may use (the "dimension filter").
+DIMENSION_KEYS = ("dimensions", "dimension_filter", "filter")
+
+
+def _structured(spec) -> Structured:
+	if not isinstance(spec, dict):
+		raise MetricError(f"a structured definition is a JSON object, not {values.shown(spec)}")
+	given = [key for key in DIMENSION_KEYS if key in spec]
+	if len(given) > 1:
+		raise MetricError(f"the definition gives its dimensions twice ({', '.join(given)})")
+	spec = dict(spec)
+	if given:
+		spec["dimensions"] = spec.pop(given[0])
 	known = {"metric", "aggregate", "window", "dimensions"}
 	unknown = sorted(set(spec) - known)
 	if unknown:

@@ -354,9 +354,11 @@ def series(
 	aggregate: str = "avg",
 	fill: str = "null",
 	check_exists: bool = True,
+	use_rollup: bool = True,
 ) -> Series:
 	"""`metric`'s points in [start, end) matching `dimensions`, aggregated per `interval` bucket,
-	every bucket present (see the module's docstring). UnknownMetric when no point of it exists."""
+	every bucket present (see the module's docstring). UnknownMetric when no point of it exists.
+	`use_rollup=False` reads the raw points whatever the interval (for comparisons)."""
 	metric = _metric(metric)
 	aggregate = _aggregate(aggregate)
 	if fill not in FILLS:
@@ -368,7 +370,7 @@ def series(
 	buckets = step.buckets(start, end)
 	if check_exists:
 		_known(cur, metric)
-	if step.hourly:
+	if step.hourly and use_rollup:
 		parts, params = _hourly_parts(metric, dimensions, start, end)
 		cur.execute(
 			f"SELECT {step.sql('hour')} AS b, {_COMBINE[aggregate]} FROM ({parts}) parts GROUP BY 1",

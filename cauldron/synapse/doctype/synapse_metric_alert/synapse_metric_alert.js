@@ -1,0 +1,5 @@
+frappe.ui.form.on("Synapse Metric Alert", {
+	refresh(frm) {
+		frm.disable_save();
+	},
+});

@@ -1,0 +1,5 @@
+from cauldron.model import UUIDNamedDocument
+
+
+class SynapseMetricSubscriber(UUIDNamedDocument):
+	pass
