@@ -64,6 +64,12 @@ class LoreSearch {
 		page.set_primary_action(__("Search"), () => this.run(), "search");
 		this.$results = $('<div class="lore-search-results"></div>').appendTo(page.main);
 		this.$results.html(this.note(__("Type a question and press Enter.")));
+		// a link may carry the question: /app/lore-search?query=...
+		const asked = (frappe.route_options || {}).query || frappe.utils.get_query_params().query;
+		if (asked) {
+			frappe.route_options = null;
+			Promise.resolve(this.query.set_value(asked)).then(() => this.run());
+		}
 	}
 
 	note(text) {
