@@ -109,7 +109,7 @@ function order_ring(ring, near, label, centre) {
 export class LoreGraph {
 	// wrapper: element or jQuery; entity: a Lore Entity's name; depth: 1 to 6;
 	// open(name): what clicking another entity does (default: open its form)
-	constructor({ wrapper, entity, depth = 2, height = 420, open = null }) {
+	constructor({ wrapper, entity, depth = 2, height = 460, open = null }) {
 		this.$wrapper = $(wrapper);
 		this.entity = entity;
 		this.depth = depth;
@@ -296,7 +296,7 @@ export class LoreGraph {
 					"background-color": "data(colour)",
 					label: "data(label)",
 					color: "#1f272e",
-					"font-size": 12,
+					"font-size": 13,
 					"text-valign": "bottom",
 					"text-margin-y": 5,
 					"text-background-color": "#ffffff",
@@ -316,7 +316,7 @@ export class LoreGraph {
 					height: 36,
 					"border-width": 4,
 					"border-color": "#1f272e",
-					"font-size": 13,
+					"font-size": 15,
 					"font-weight": "bold",
 				},
 			},
@@ -334,7 +334,7 @@ export class LoreGraph {
 					"arrow-scale": 0.9,
 					"curve-style": "bezier",
 					label: "data(label)",
-					"font-size": 10,
+					"font-size": 11,
 					color: "#525f6b",
 					"text-rotation": "autorotate",
 					"text-background-color": "#ffffff",
