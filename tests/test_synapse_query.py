@@ -256,3 +256,43 @@ def test_unknown_metric_and_bad_arguments_are_clear_errors(loaded):
 			query.series(cur, **args)
 	with pytest.raises(query.QueryError, match="limit must be"):
 		query.top(cur, "cpu.usage", "host", START, NOW, limit=0)
+
+
+@pytest.mark.parametrize("aggregate", query.AGGREGATES)
+def test_value_is_the_raw_answer_over_any_range_before_and_after_the_rollup(loaded, aggregate):
+	conn, cur, points = loaded
+	ranges = [
+		(START, NOW),  # unaligned ends: raw edges around whole rolled-up hours
+		(
+			datetime(2026, 11, 20, 12, 5, tzinfo=timezone.utc),
+			datetime(2026, 11, 20, 12, 50, tzinfo=timezone.utc),
+		),
+		(
+			datetime(2026, 11, 1, 3, tzinfo=timezone.utc),
+			datetime(2026, 11, 1, 5, tzinfo=timezone.utc),
+		),  # a hole
+	]
+
+	def want(start, end):
+		got = [v for t, name, v, _d in points if name == "cpu.usage" and start <= t < end]
+		if not got:
+			return 0.0 if aggregate in ("count", "sum") else None
+		return {
+			"avg": sum(got) / len(got),
+			"sum": sum(got),
+			"min": min(got),
+			"max": max(got),
+			"count": len(got),
+		}[aggregate]
+
+	for refresh in (False, True):
+		if refresh:
+			conn.commit()
+			timeseries.refresh_rollups(cur)
+		for start, end in ranges:
+			expected_value = want(start, end)
+			got = query.value(cur, "cpu.usage", None, start, end, aggregate)
+			if expected_value is None:
+				assert got is None
+			else:
+				assert got == pytest.approx(expected_value, rel=1e-9)
