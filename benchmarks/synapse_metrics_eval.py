@@ -127,13 +127,16 @@ def run(conn, reader, role: str, args) -> None:
 	specs = make_specs(args.count, 20, random.Random(3))
 	structured = {s.name for s in specs if s.query_definition.startswith("{")}
 	runs, per_structured, per_sql, alerts, errors = [], [], [], 0, set()
+	base = {spec.name: spec.thresholds for spec in specs}
 	for repeat in range(args.repeats + 1):
-		# alerting above, then below, and so on: most states change every run, so alerts are made
+		# alerting above (w, c), then below (w + 200, w + 100): every value (0 to 100) is critical
+		# below, and ok or warning above for most, so most states change every run: alerts are made
 		for spec in specs:
-			spec.thresholds = metrics.Thresholds(
-				warning=spec.thresholds.warning if repeat % 2 else -spec.thresholds.warning,
-				critical=spec.thresholds.critical if repeat % 2 else -spec.thresholds.critical,
-				direction="above" if repeat % 2 else "below",
+			w, c = base[spec.name].warning, base[spec.name].critical
+			spec.thresholds = (
+				metrics.Thresholds(warning=w, critical=c, direction="above")
+				if repeat % 2
+				else metrics.Thresholds(warning=w + 200, critical=w + 100, direction="below")
 			)
 		with conn.cursor() as cur:
 			elapsed, results = common.timed(
@@ -159,7 +162,7 @@ def run(conn, reader, role: str, args) -> None:
 		"per SQL metric (reader login, read only): median", common.milliseconds(statistics.median(per_sql))
 	)
 	common.figure("alerts over the timed runs", str(alerts))
-	common.figure("errors", "; ".join(sorted(errors)) or "none")
+	common.figure("errors", f"{len(errors)} distinct: " + "; ".join(sorted(errors)[:3]) if errors else "none")
 
 
 if __name__ == "__main__":
