@@ -691,3 +691,16 @@ class TestAetherDesk(FrappeTestCase):
 		):
 			with self.subTest(args=args):
 				self.assertEqual(rest("get", API + "instance_summary", token, args).status_code, code)
+
+	def test_the_task_board_page_loads_for_agent_operators(self):
+		from frappe.desk.desk_page import get as get_page
+
+		frappe.set_user(OPERATOR)
+		page = get_page("aether-task-board")
+		self.assertEqual(page.title, "Task Board")
+		self.assertIn("cauldron.api.aether.board", page.script)
+		frappe.set_user(ANALYST)
+		self.assertRaises(frappe.PermissionError, get_page, "aether-task-board")
+		frappe.set_user("Administrator")
+		shortcuts = frappe.get_doc("Workspace", "Aether").shortcuts
+		self.assertIn("aether-task-board", [s.link_to for s in shortcuts])
