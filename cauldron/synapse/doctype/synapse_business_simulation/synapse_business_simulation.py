@@ -10,6 +10,8 @@ from cauldron.synapse import background, simulation
 
 class SynapseBusinessSimulation(UUIDNamedDocument):
 	def validate(self):
+		if not self.model_definition:
+			return  # the mandatory check says so
 		# Unknown names, cycles, bad distributions and formulas: refused before anything is saved.
 		with params.refused(_("Invalid simulation model")):
 			simulation.parse_model(

@@ -136,7 +136,9 @@ def component_data(row, now: datetime) -> dict:
 	metric = frappe.get_cached_doc("Synapse Analytics Metric", row.metric)
 	result["metric"] = metric_summary(metric)
 	try:
-		series = metric_series(metric, result["time_range"], now)
+		# a chart draws whole buckets (its forecast starts at the current one); cards and tables
+		# show the current bucket too
+		series = metric_series(metric, result["time_range"], now, whole=row.component_type == "chart")
 	except CauldronDBError as e:
 		result["error"] = (
 			_("No data yet for {0}: {1}").format(metric.metric_name, e)
@@ -193,14 +195,15 @@ def state(value, metric: dict) -> str | None:
 	return thresholds.state(value)
 
 
-def metric_series(metric, time_range: str, now: datetime) -> dict:
-	"""The metric's series over `time_range` up to now, by the range's bucket."""
+def metric_series(metric, time_range: str, now: datetime, whole: bool = False) -> dict:
+	"""The metric's series over `time_range` up to now, by the range's bucket (`whole`: up to the
+	start of the current bucket)."""
 	if time_range not in RANGES:
 		raise query.QueryError(f"time range {time_range!r} is not one of {', '.join(RANGES)}")
 	span, interval = RANGES[time_range]
 	source = background.analytics_source(metric)
 	step = query.parse_interval(interval)
-	end = step.next(step.bucket(now))
+	end = step.bucket(now) if whole else step.next(step.bucket(now))
 	if span is None:
 		first = first_point(source["metric"])
 		if first is None:

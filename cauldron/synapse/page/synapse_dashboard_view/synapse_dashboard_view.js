@@ -287,19 +287,16 @@ class SynapseDashboardView {
 			} else {
 				if (level) {
 					datasets.push({
-						name: __("Forecast {0}% low", [level]),
+						name: __("{0}% low", [level]),
 						values: actual.concat(ahead.map((p) => p[`lo_${level}`])),
 					});
 					datasets.push({
-						name: __("Forecast {0}% high", [level]),
+						name: __("{0}% high", [level]),
 						values: actual.concat(ahead.map((p) => p[`hi_${level}`])),
 					});
 				}
 				datasets.push({
-					name: __("{0}, then forecast ({1})", [
-						c.metric.metric_name,
-						forecast.method || forecast.model,
-					]),
+					name: __("{0}, then forecast", [c.metric.metric_name]),
 					values: actual.concat(ahead.map((p) => p.mean)),
 				});
 			}
@@ -330,17 +327,22 @@ class SynapseDashboardView {
 			barOptions: { stacked: 1 },
 			tooltipOptions: { formatTooltipY: (v) => this.format(v, m) },
 		});
-		if (forecast && forecast.performance && forecast.performance.mase !== null) {
-			$(
-				`<div class="text-muted small">${__(
-					"Forecast backtest: MAPE {0}%, MASE {1} (seasonal naive {2})",
-					[
-						format_number(forecast.performance.mape, null, 1),
-						format_number(forecast.performance.mase, null, 2),
-						format_number((forecast.performance.seasonal_naive || {}).mase, null, 2),
-					]
-				)}</div>`
-			).appendTo($content);
+		if (ahead.length) {
+			const perf = forecast.performance || {};
+			let note = __("Forecast from {0}: {1}", [
+				this.label(ahead[0].time, c.series.interval),
+				frappe.utils.escape_html(forecast.method || forecast.model),
+			]);
+			if (perf.mase !== null && perf.mase !== undefined) {
+				note +=
+					"; " +
+					__("backtest MAPE {0}%, MASE {1} (seasonal naive {2})", [
+						format_number(perf.mape, null, 1),
+						format_number(perf.mase, null, 2),
+						format_number((perf.seasonal_naive || {}).mase, null, 2),
+					]);
+			}
+			$(`<div class="text-muted small">${note}</div>`).appendTo($content);
 		}
 	}
 }
