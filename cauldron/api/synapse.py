@@ -150,7 +150,7 @@ def run_forecast(forecast: str) -> dict:
 
 @frappe.whitelist(methods=["POST"])
 @params.checked(names=("simulation",))
-def run_simulation(simulation: str, seed: int | None = None) -> dict:
+def run_simulation(simulation: str, seed=None) -> dict:
 	"""Run simulation `simulation` in the background, with `seed` (a whole number; else the
 	model's seed, else a new one, recorded in its results) so a run can be repeated."""
 	from cauldron.synapse import background
