@@ -21,6 +21,7 @@ class AegisSecurityPlaybook(UUIDNamedDocument):
 			conditions = _parsed(self.trigger_conditions)
 			if conditions:
 				compile_rule(self.name or "new", conditions)
-			compile_steps(_parsed(self.steps))
+			if self.steps:  # none: Frappe's own mandatory check says so
+				compile_steps(_parsed(self.steps))
 		except (RuleError, ValueError) as e:
 			frappe.throw(str(e), title=_("Invalid playbook"))
