@@ -87,6 +87,8 @@ def test_content_types_come_from_the_content():
 	assert objects.content_type(b"a,b\n1,2\n", "x.csv") == "text/csv"
 	assert objects.content_type(b"hello", "noext") == "text/plain"
 	assert objects.content_type(b"\x00\x01\x02\xff", "blob") == "application/octet-stream"
+	with pytest.raises(StorageError, match="bytes"):
+		objects.content_type("/etc/passwd", "x.txt")  # a str is never read as a path
 
 
 def test_bucket_checks():

@@ -201,6 +201,8 @@ def _store(
 			"content": data,
 			"attached_to_doctype": OBJECT,
 			"attached_to_name": obj.name,
+			# the object's Attach field: Frappe then finds it attached and makes no second File
+			"attached_to_field": "file",
 		}
 	)
 	file.flags.ignore_permissions = True
@@ -361,6 +363,8 @@ def _copy_or_move(bucket, from_path, to_path, move: bool) -> dict:
 		order_by="creation desc",
 	)
 	data = frappe.get_doc("File", file_name).get_content() if file_name else b""
+	if isinstance(data, str):  # Frappe decodes text files
+		data = data.encode()
 	meta = obj.get("metadata")
 	meta = json.loads(meta) if isinstance(meta, str) else meta
 	copied = _store(found, target, target_tokens, data, None, meta, False)

@@ -148,6 +148,9 @@ def _looks_like_text(head: bytes) -> bool:
 
 def content_type(head: bytes, name: str) -> str:
 	"""The MIME type of content from its first bytes; the name only picks among text types."""
+	if not isinstance(head, bytes | bytearray):
+		# filetype reads a str as a path to open: content is only ever bytes here
+		raise StorageError("content must be bytes")
 	kind = filetype.guess(head[:SNIFF_BYTES])
 	if kind is not None:
 		return kind.mime

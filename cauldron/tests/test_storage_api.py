@@ -237,7 +237,10 @@ class TestStorageApi(FrappeTestCase):
 		# a public bucket's objects download without a session; listing still needs access
 		self.upload("logo.png", PNG, bucket=self.public)
 		self.assertEqual(get(download_path(self.public, "logo.png")).data, PNG)
-		self.assertEqual(post("list_objects", None, {"bucket": self.public}).status_code, 404)
+		self.assertEqual(post("list_objects", self.stranger, {"bucket": self.public}).status_code, 404)
+		self.assertEqual(
+			post("list_objects", None, {"bucket": self.public}).status_code, 403
+		)  # sign in first
 
 	def test_bad_input_is_a_4xx_and_leaves_no_file(self):
 		files_before = frappe.db.count("File")
