@@ -105,7 +105,18 @@ def _index() -> dict:
 
 
 def clear_cache() -> None:
+	"""Forget the cached sources now, and again when this transaction commits or rolls back: another
+	process may cache what it read before the commit meanwhile."""
 	frappe.cache().delete_value(CACHE_KEY)
+	if not frappe.flags.cauldron_lore_clear_hooked:
+		frappe.flags.cauldron_lore_clear_hooked = True
+
+		def clear():
+			frappe.flags.cauldron_lore_clear_hooked = False
+			frappe.cache().delete_value(CACHE_KEY)
+
+		frappe.db.after_commit.add(clear)
+		frappe.db.after_rollback.add(clear)
 
 
 def _json(value) -> dict:

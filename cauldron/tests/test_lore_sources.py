@@ -387,6 +387,15 @@ class TestLoreSources(FrappeTestCase):
 		frappe.db.commit()
 		self.assertIn(hourly.name, sync.sync_due_sources())
 
+	def test_the_cached_set_of_source_doctypes_follows_commit_and_rollback(self):
+		self.assertNotIn("Email Group", sync._index()["events"])
+		source("DocType", {"doctype": "Email Group", "fields": ["title"]})
+		self.assertIn("Email Group", sync._index()["events"])  # this transaction sees its own source
+		frappe.db.rollback()
+		# a rolled-back source follows nothing (its cached entry, read before the rollback, is gone)
+		self.assertNotIn("Email Group", sync._index()["events"])
+		self.assertEqual(sync.lore_document_conditions(EDITOR), "")
+
 	# --- File sources ---------------------------------------------------------------------------
 
 	def test_a_file_source_reads_attachments_of_a_doctype(self):
