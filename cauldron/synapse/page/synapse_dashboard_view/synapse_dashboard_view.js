@@ -324,7 +324,8 @@ class SynapseDashboardView {
 			colors,
 			axisOptions: { xIsSeries: 1, shortenYAxisNumbers: 1 },
 			lineOptions: { hideDots: 1, regionFill: c.chart_type === "area" ? 1 : 0 },
-			barOptions: { stacked: 1 },
+			// bars: the actual and forecast bars never share a bucket; stacked, each bucket has its own width
+			barOptions: { stacked: bar ? 1 : 0 },
 			tooltipOptions: { formatTooltipY: (v) => this.format(v, m) },
 		});
 		if (ahead.length) {
