@@ -263,6 +263,10 @@ def test_the_tool_specs_follow_the_allow_list():
 		"type": "string"
 	}
 	claim_schema = found["tasks.claim"].input_schema
+	assert [s.mcp_name for s in found.values()][-2:] == ["lore_search", "documents_read"]
+	assert mcp_tools.cauldron_name("documents_create") == "documents.create"
+	assert mcp_tools.cauldron_name("tasks_fail") == "tasks.fail"
+	assert mcp_tools.cauldron_name("shell.exec") == "shell.exec"
 	assert claim_schema["properties"]["task_types"]["items"]["enum"] == list(tasks.TASK_TYPES)
 
 
@@ -304,7 +308,7 @@ def queue_tools(conn, worker: str) -> list[mcp.Tool]:
 		},
 	}
 	return [
-		mcp.Tool(s.name, s.description, s.input_schema, run(bound[s.name]), s.read_only, s.destructive)
+		mcp.Tool(s.mcp_name, s.description, s.input_schema, run(bound[s.name]), s.read_only, s.destructive)
 		for s in mcp_tools.specs({})
 	]
 
@@ -332,13 +336,13 @@ def test_the_official_sdk_client_claims_and_completes_a_task(site, mode):  # noq
 	try:
 		report = probe(
 			server.url,
-			("tasks.claim", {"limit": 1, "lease": 120}),
-			("tasks.heartbeat", {"task": "$task", "lease": 600}),
-			("tasks.complete", {"task": "$task", "result": {"answer": 42}}),
-			("tasks.complete", {"task": "$task", "result": {}}),
-			("tasks.claim", {"task_types": ["research"]}),
-			("tasks.fail", {"task": "$task", "error": "the model timed out", "retry": True}),
-			("lore.search", {"query": "x"}),
+			("tasks_claim", {"limit": 1, "lease": 120}),
+			("tasks_heartbeat", {"task": "$task", "lease": 600}),
+			("tasks_complete", {"task": "$task", "result": {"answer": 42}}),
+			("tasks_complete", {"task": "$task", "result": {}}),
+			("tasks_claim", {"task_types": ["research"]}),
+			("tasks_fail", {"task": "$task", "error": "the model timed out", "retry": True}),
+			("lore_search", {"query": "x"}),
 			mode=mode,
 		)
 	finally:
@@ -346,8 +350,8 @@ def test_the_official_sdk_client_claims_and_completes_a_task(site, mode):  # noq
 	assert sys.version_info >= (3, 10)
 	assert report["protocol_version"] in mcp.PROTOCOL_VERSIONS
 	assert report["server"] == {"name": "cauldron-test", "version": "1.0"}
-	assert list(report["tools"]) == ["tasks.claim", "tasks.heartbeat", "tasks.complete", "tasks.fail"]
-	assert report["tools"]["tasks.fail"]["inputSchema"]["required"] == ["task", "error"]
+	assert list(report["tools"]) == ["tasks_claim", "tasks_heartbeat", "tasks_complete", "tasks_fail"]
+	assert report["tools"]["tasks_fail"]["inputSchema"]["required"] == ["task", "error"]
 	claim, beat, done, again, claim2, failed, unknown = report["calls"]
 	assert claim["is_error"] is False and claim["structured"]["result"][0]["name"] == first
 	assert beat["is_error"] is False and beat["structured"]["lease_expires_at"]

@@ -2,7 +2,7 @@
 
 It connects to an MCP endpoint over streamable HTTP with a Frappe API key, pings, lists the tools,
 calls the ones it is given in order and prints what it saw as one JSON object. In a call's
-arguments the text "$task" stands for the first task the latest `tasks.claim` returned. Run it with
+arguments the text "$task" stands for the first task the latest `tasks_claim` returned. Run it with
 a Python that has the SDK (a venv of its own: the SDK needs a newer pydantic than Frappe 15 pins),
 never inside Frappe:
 
@@ -46,7 +46,7 @@ async def probe(url: str, headers: dict, mode: str, calls: list[tuple[str, dict]
 					entry["is_error"] = result.is_error
 					entry["text"] = " ".join(getattr(block, "text", "") for block in result.content)
 					entry["structured"] = result.structured_content
-					if name == "tasks.claim" and not result.is_error:
+					if name == "tasks_claim" and not result.is_error:
 						claimed = (result.structured_content or {}).get("result") or []
 						task = claimed[0]["name"] if claimed else None
 				report["calls"].append(entry)

@@ -1,7 +1,8 @@
 """The tools Aether's MCP server lists for an agent: the task runtime's (`tasks.claim`,
 `tasks.heartbeat`, `tasks.complete`, `tasks.fail`: every agent has them) and the Cauldron
 capabilities its definition's allow-list grants (cauldron.aether.tools), with their input schemas
-(JSON Schema). Framework-free: `specs(allowed)` names them; the Frappe glue (cauldron.api.mcp) binds
+(JSON Schema). Over MCP each is named with `_` for `.` (`tasks_claim`, `lore_search`): hosts such as
+the Anthropic and OpenAI APIs take only letters, digits, `_` and `-` in a tool's name. Framework-free: `specs(allowed)` names them; the Frappe glue (cauldron.api.mcp) binds
 each to the whitelisted method that runs it, so MCP and REST share one path and one set of checks.
 """
 
@@ -26,6 +27,21 @@ class Spec:
 	input_schema: dict
 	read_only: bool = False
 	destructive: bool = False
+
+	@property
+	def mcp_name(self) -> str:
+		return mcp_name(self.name)
+
+
+def mcp_name(name: str) -> str:
+	"""A Cauldron tool's name over MCP."""
+	return name.replace(".", "_")
+
+
+def cauldron_name(name: str) -> str:
+	"""The Cauldron tool an MCP tool name stands for (a name of no tool: itself)."""
+	known = {mcp_name(n): n for n in (*tools.TOOLS, *(s.name for s in RUNTIME))}
+	return known.get(name, name)
 
 
 def _object(properties: dict, required: tuple = (), extra: bool = False) -> dict:

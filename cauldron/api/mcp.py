@@ -1,8 +1,8 @@
 """Aether's MCP endpoint (streamable HTTP): /api/method/cauldron.api.mcp.handle?instance=<agent instance>
 
 An agent's MCP client connects with the Frappe API key of its user (`Authorization: token
-key:secret`) and names its agent instance in the URL. Its tools: tasks.claim, tasks.heartbeat,
-tasks.complete and tasks.fail for that instance, plus the Cauldron capabilities its definition's
+key:secret`) and names its agent instance in the URL. Its tools: tasks_claim, tasks_heartbeat,
+tasks_complete and tasks_fail for that instance, plus the Cauldron capabilities its definition's
 `tools` allow (cauldron.aether.mcp_tools). Each runs the whitelisted method of cauldron.api.aether
 that REST callers use, with the same permission checks, limits and interaction records; a call
 that fails is rolled back and answered as a tool error the model reads. The protocol itself is
@@ -22,8 +22,8 @@ from cauldron.api import aether
 
 SESSION_KEY = "cauldron:mcp:session:"
 INSTRUCTIONS = (
-	"Cauldron's agent runtime. Call tasks.claim for work, tasks.heartbeat while working on a task,"
-	" then tasks.complete (with its result) or tasks.fail (with the error). The other tools are"
+	"Cauldron's agent runtime. Call tasks_claim for work, tasks_heartbeat while working on a task,"
+	" then tasks_complete (with its result) or tasks_fail (with the error). The other tools are"
 	" those this agent's definition allows; every call is recorded."
 )
 
@@ -86,7 +86,7 @@ def _tools(instance) -> list[mcp.Tool]:
 		"Aether Agent Definition", aether._definition_of(instance), ["name", "tools"], as_dict=True
 	)
 	return [
-		mcp.Tool(spec.name, spec.description, spec.input_schema, _runner(spec, instance), spec.read_only)
+		mcp.Tool(spec.mcp_name, spec.description, spec.input_schema, _runner(spec, instance), spec.read_only)
 		for spec in mcp_tools.specs(aether._allowed(definition))
 	]
 
@@ -152,7 +152,7 @@ def _check_arguments(spec: mcp_tools.Spec, arguments: dict) -> None:
 def _record_refusal(instance, name, arguments) -> None:
 	"""A call of a tool this agent does not have is refused and recorded, as call_tool does."""
 	try:
-		aether.call_tool(instance=instance, tool=name, arguments=arguments)
+		aether.call_tool(instance=instance, tool=mcp_tools.cauldron_name(name), arguments=arguments)
 	except Exception:
 		frappe.db.rollback()
 		frappe.local.message_log = []

@@ -122,26 +122,26 @@ class TestAetherMcp(FrappeTestCase):
 		first = self.task(priority=1)
 		second = self.task(priority=2)
 		report = self.probe(
-			("tasks.claim", {"limit": 1, "lease": 120}),
-			("tasks.heartbeat", {"task": "$task", "lease": 900}),
-			("documents.read", {"doctype": "Lore Document", "name": self.document}),
-			("documents.read", {"doctype": "Aether Agent Definition", "name": self.definition}),
-			("documents.create", {"doctype": "Lore Document", "fields": {"title": "x"}}),
-			("tasks.complete", {"task": "$task", "result": {"fixed": True}}),
-			("tasks.complete", {"task": "$task", "result": {"again": 1}}),
-			("tasks.claim", {}),
-			("tasks.fail", {"task": "$task", "error": "the runbook failed", "retry": False}),
-			("tasks.claim", {"task_types": ["research"]}),
-			("tasks.complete", {"task": "$task", "result": "x", "extra": 1}),
+			("tasks_claim", {"limit": 1, "lease": 120}),
+			("tasks_heartbeat", {"task": "$task", "lease": 900}),
+			("documents_read", {"doctype": "Lore Document", "name": self.document}),
+			("documents_read", {"doctype": "Aether Agent Definition", "name": self.definition}),
+			("documents_create", {"doctype": "Lore Document", "fields": {"title": "x"}}),
+			("tasks_complete", {"task": "$task", "result": {"fixed": True}}),
+			("tasks_complete", {"task": "$task", "result": {"again": 1}}),
+			("tasks_claim", {}),
+			("tasks_fail", {"task": "$task", "error": "the runbook failed", "retry": False}),
+			("tasks_claim", {"task_types": ["research"]}),
+			("tasks_complete", {"task": "$task", "result": "x", "extra": 1}),
 		)
 		self.assertIn(report["protocol_version"], mcp.PROTOCOL_VERSIONS)
 		self.assertEqual(report["server"]["name"], "cauldron")
 		self.assertEqual(
 			list(report["tools"]),
-			["tasks.claim", "tasks.heartbeat", "tasks.complete", "tasks.fail", "documents.read"],
+			["tasks_claim", "tasks_heartbeat", "tasks_complete", "tasks_fail", "documents_read"],
 		)
 		self.assertEqual(
-			report["tools"]["documents.read"]["inputSchema"]["properties"]["doctype"]["enum"],
+			report["tools"]["documents_read"]["inputSchema"]["properties"]["doctype"]["enum"],
 			["Lore Document"],
 		)
 		claim, beat, read, read_other, create, done, again, claim2, failed, wrong_type, extra = report[
@@ -177,7 +177,7 @@ class TestAetherMcp(FrappeTestCase):
 		)
 
 	def test_the_sdk_client_negotiating_discovery_falls_back_to_initialize(self):
-		report = self.probe(("tasks.heartbeat", {}), mode="auto")
+		report = self.probe(("tasks_heartbeat", {}), mode="auto")
 		self.assertIn(report["protocol_version"], mcp.PROTOCOL_VERSIONS)
 		self.assertFalse(report["calls"][0]["is_error"], report)
 		frappe.db.commit()
