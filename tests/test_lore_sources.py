@@ -88,6 +88,11 @@ class Site:
 		self.server.server_close()
 
 
+def fetch(url, **kwargs):
+	"""The loopback server is a private address: allowed here, refused by default (tested below)."""
+	return sources.fetch(url, allow_private=True, **kwargs)
+
+
 @pytest.fixture
 def site():
 	server = Site()
@@ -97,7 +102,7 @@ def site():
 
 def test_a_page_is_fetched_then_answered_304_by_its_etag(site):
 	site.pages["/kettle.html"] = {"body": PAGE, "etag": '"v1"'}
-	page = sources.fetch(site.url("/kettle.html"))
+	page = fetch(site.url("/kettle.html"))
 	assert (page.status, page.not_modified, page.etag) == (200, False, '"v1"')
 	assert page.content == PAGE
 	title, text, kind = sources.page_document(page)
@@ -105,12 +110,12 @@ def test_a_page_is_fetched_then_answered_304_by_its_etag(site):
 	assert "# Descaling" in text and "**vinegar**" in text
 	assert "x()" not in text and "p{}" not in text
 
-	again = sources.fetch(site.url("/kettle.html"), etag=page.etag)
+	again = fetch(site.url("/kettle.html"), etag=page.etag)
 	assert (again.status, again.not_modified, again.content, again.etag) == (304, True, b"", '"v1"')
 	assert site.requests[-1][1]["If-None-Match"] == '"v1"'
 
 	site.pages["/kettle.html"] = {"body": PAGE.replace(b"vinegar", b"citric acid"), "etag": '"v2"'}
-	changed = sources.fetch(site.url("/kettle.html"), etag='"v1"')
+	changed = fetch(site.url("/kettle.html"), etag='"v1"')
 	assert (changed.status, changed.etag) == (200, '"v2"')
 	assert b"citric acid" in changed.content
 
@@ -122,9 +127,9 @@ def test_last_modified_makes_the_get_conditional_without_an_etag(site):
 		"last_modified": modified,
 		"content_type": "text/plain",
 	}
-	page = sources.fetch(site.url("/notes.txt"))
+	page = fetch(site.url("/notes.txt"))
 	assert (page.status, page.etag, page.last_modified) == (200, None, modified)
-	again = sources.fetch(site.url("/notes.txt"), last_modified=page.last_modified)
+	again = fetch(site.url("/notes.txt"), last_modified=page.last_modified)
 	assert again.not_modified
 	assert site.requests[-1][1]["If-Modified-Since"] == modified
 	assert "If-None-Match" not in site.requests[-1][1]
@@ -135,8 +140,8 @@ def test_last_modified_makes_the_get_conditional_without_an_etag(site):
 def test_headers_and_the_secret_header_are_sent(site):
 	site.pages["/private"] = {"body": PAGE, "need_header": ("Authorization", "Bearer s3cret")}
 	with pytest.raises(SourceError, match="HTTP 401"):
-		sources.fetch(site.url("/private"))
-	page = sources.fetch(site.url("/private"), headers={"Authorization": "Bearer s3cret", "X-Team": "ops"})
+		fetch(site.url("/private"))
+	page = fetch(site.url("/private"), headers={"Authorization": "Bearer s3cret", "X-Team": "ops"})
 	assert page.status == 200
 	assert site.requests[-1][1]["X-Team"] == "ops"
 	assert site.requests[-1][1]["User-Agent"] == sources.USER_AGENT
@@ -145,23 +150,26 @@ def test_headers_and_the_secret_header_are_sent(site):
 def test_redirects_are_followed_and_http_errors_named(site):
 	site.pages["/old"] = {"location": "/kettle.html", "body": b""}
 	site.pages["/kettle.html"] = {"body": PAGE}
-	page = sources.fetch(site.url("/old"))
+	page = fetch(site.url("/old"))
 	assert page.final_url == site.url("/kettle.html")
 	with pytest.raises(SourceError, match=r"/missing: HTTP 404"):
-		sources.fetch(site.url("/missing"))
+		fetch(site.url("/missing"))
 	site.pages["/broken"] = {"body": b"oops", "status": 500}
 	with pytest.raises(SourceError, match="HTTP 500"):
-		sources.fetch(site.url("/broken"))
+		fetch(site.url("/broken"))
 	site.pages["/ftp"] = {"location": "ftp://example.com/x", "body": b""}
-	with pytest.raises(SourceError, match="not http"):
-		sources.fetch(site.url("/ftp"))
+	with pytest.raises(SourceError, match="redirected to 'ftp://example.com/x', which is not http"):
+		fetch(site.url("/ftp"))
+	site.pages["/loop"] = {"location": "/loop", "body": b""}
+	with pytest.raises(SourceError, match="more than 5 redirects"):
+		fetch(site.url("/loop"))
 
 
 def test_a_slow_server_times_out(site):
 	site.pages["/slow"] = {"body": PAGE, "delay": 2}
 	started = time.monotonic()
 	with pytest.raises(SourceError, match=r"/slow: no answer within 0.5 s"):
-		sources.fetch(site.url("/slow"), timeout=0.5)
+		fetch(site.url("/slow"), timeout=0.5)
 	assert time.monotonic() - started < 1.9
 
 
@@ -170,28 +178,49 @@ def test_an_unreachable_host_is_a_clear_error():
 		s.bind(("127.0.0.1", 0))
 		port = s.getsockname()[1]  # closed again: nothing listens there
 	with pytest.raises(SourceError, match=rf"127.0.0.1:{port}/x: cannot connect: .*refused"):
-		sources.fetch(f"http://127.0.0.1:{port}/x", timeout=5)
-	with pytest.raises(SourceError, match="cannot connect"):
-		sources.fetch("http://no-such-host.invalid/", timeout=5)
+		fetch(f"http://127.0.0.1:{port}/x", timeout=5)
+	with pytest.raises(SourceError, match="cannot connect: no-such-host.invalid does not resolve"):
+		fetch("http://no-such-host.invalid/", timeout=5)
+
+
+def test_private_addresses_are_refused_unless_allowed(site):
+	site.pages["/kettle.html"] = {"body": PAGE}
+	for url in (
+		site.url("/kettle.html"),
+		"http://localhost:9/",
+		"http://169.254.169.254/latest/meta-data/",
+		"http://10.0.0.1/",
+		"http://[::1]:9/",
+	):
+		with pytest.raises(SourceError, match="is a private address"):
+			sources.fetch(url, timeout=2)
+	assert site.requests == []  # refused before any request
+	# allowed by name: that host only, checked again at every redirect
+	site.pages["/hop"] = {"location": "http://169.254.169.254/latest/meta-data/", "body": b""}
+	assert sources.fetch(site.url("/kettle.html"), allow_private=["127.0.0.1"]).status == 200
+	with pytest.raises(SourceError, match="169.254.169.254 is a private address"):
+		sources.fetch(site.url("/hop"), allow_private=["127.0.0.1"])
+	assert [path for path, _ in site.requests] == ["/kettle.html", "/hop"]
+	assert fetch(site.url("/kettle.html")).status == 200
 
 
 def test_pages_over_the_limit_are_refused_declared_or_not(site):
 	site.pages["/big"] = {"body": b"a" * 5000, "content_type": "text/plain"}
 	with pytest.raises(SourceError, match="5,000 bytes; Lore reads pages up to 1,000"):
-		sources.fetch(site.url("/big"), max_bytes=1000)
+		fetch(site.url("/big"), max_bytes=1000)
 	site.pages["/big-chunked"] = {"body": b"a" * 5000, "content_type": "text/plain", "chunked": True}
 	with pytest.raises(SourceError, match="larger than 1,000 bytes"):
-		sources.fetch(site.url("/big-chunked"), max_bytes=1000)
+		fetch(site.url("/big-chunked"), max_bytes=1000)
 
 
 def test_junk_pages_are_refused_by_the_extractor(site):
 	site.pages["/blob"] = {"body": bytes(range(256)) * 20, "content_type": "application/octet-stream"}
-	page = sources.fetch(site.url("/blob"))
+	page = fetch(site.url("/blob"))
 	with pytest.raises(SourceError, match="/blob: the document is binary data"):
 		sources.page_document(page)
 	site.pages["/empty"] = {"body": b"", "content_type": "text/plain"}
 	with pytest.raises(SourceError, match="empty"):
-		sources.page_document(sources.fetch(site.url("/empty")))
+		sources.page_document(fetch(site.url("/empty")))
 
 
 @pytest.mark.parametrize(

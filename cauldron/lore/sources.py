@@ -20,11 +20,14 @@ bytes); the same hash means nothing is written, so nothing is embedded again.
 """
 
 import hashlib
+import ipaddress
 import re
+import socket
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from urllib.parse import unquote, urlsplit
+from urllib.parse import unquote, urljoin, urlsplit
 
 from cauldron.lore import extract
 from cauldron.pg import CauldronDBError
@@ -41,6 +44,7 @@ DEFAULT_TIMEOUT = 20.0
 MAX_TIMEOUT = 120.0
 MAX_URLS = 1000
 MAX_PAGE_BYTES = extract.MAX_BYTES
+MAX_REDIRECTS = 5
 USER_AGENT = "Cauldron-Lore/1 (+knowledge source sync)"
 # Headers that carry credentials: they belong in the source's Password field, not in the config.
 SECRET_HEADERS = frozenset(("authorization", "proxy-authorization", "cookie", "x-api-key", "api-key"))
@@ -274,11 +278,17 @@ def fetch(
 	timeout: float = DEFAULT_TIMEOUT,
 	max_bytes: int = MAX_PAGE_BYTES,
 	session=None,
+	allow_private: bool | Iterable[str] = False,
 ) -> Page:
 	"""GET the page, conditionally when the last answer's ETag / Last-Modified are given (a 304 is a
 	Page with not_modified and no content). SourceError, naming the URL, for anything else but a
 	200: an unreachable host, a timeout, an HTTP error, a page over `max_bytes`, a redirect to a
-	scheme other than http(s)."""
+	scheme other than http(s), more than MAX_REDIRECTS redirects.
+
+	The host of the URL and of every redirect must resolve to public addresses only, unless
+	`allow_private` is True or names that host (loopback, private networks, link-local such as a
+	cloud's metadata service): a source must not turn the site into a proxy to what only the server
+	can reach."""
 	import requests
 
 	url = check_url(url)
@@ -289,22 +299,31 @@ def fetch(
 	if last_modified:
 		request_headers["If-Modified-Since"] = last_modified
 	getter = session or requests
-	try:
-		response = getter.get(
-			url, headers=request_headers, timeout=timeout, stream=True, allow_redirects=True
-		)
-	except requests.exceptions.Timeout as e:
-		raise SourceError(f"{url}: no answer within {timeout:g} s ({type(e).__name__})") from e
-	except requests.exceptions.TooManyRedirects as e:
-		raise SourceError(f"{url}: too many redirects") from e
-	except requests.exceptions.InvalidSchema as e:
-		raise SourceError(f"{url}: redirected to a URL that is not http(s): {e}") from e
-	except requests.exceptions.ConnectionError as e:
-		raise SourceError(f"{url}: cannot connect: {_reason(e)}") from e
-	except requests.exceptions.RequestException as e:
-		raise SourceError(f"{url}: {type(e).__name__}: {e}") from e
+	current = url
+	for _hop in range(MAX_REDIRECTS + 1):
+		check_address(current, allow_private)
+		try:
+			response = getter.get(
+				current, headers=request_headers, timeout=timeout, stream=True, allow_redirects=False
+			)
+		except requests.exceptions.Timeout as e:
+			raise SourceError(f"{url}: no answer within {timeout:g} s ({type(e).__name__})") from e
+		except requests.exceptions.ConnectionError as e:
+			raise SourceError(f"{url}: cannot connect: {_reason(e)}") from e
+		except requests.exceptions.RequestException as e:
+			raise SourceError(f"{url}: {type(e).__name__}: {e}") from e
+		if response.status_code not in (301, 302, 303, 307, 308) or not response.headers.get("Location"):
+			break
+		response.close()
+		target = urljoin(current, response.headers["Location"])
+		try:
+			current = check_url(target)
+		except SourceError as e:
+			raise SourceError(f"{url}: redirected to {target!r}, which is not http(s): {e}") from e
+	else:
+		raise SourceError(f"{url}: more than {MAX_REDIRECTS} redirects")
 	with response:
-		final = response.url or url
+		final = current
 		if response.status_code == 304:
 			return Page(
 				url,
@@ -339,6 +358,32 @@ def fetch(
 			final_url=final,
 			headers=dict(response.headers),
 		)
+
+
+def check_address(url: str, allow_private: bool | Iterable[str] = False) -> None:
+	"""SourceError when the URL's host does not resolve, or resolves to an address that is not
+	public, unless `allow_private` is True or a list of host names that holds this one."""
+	parts = urlsplit(url)
+	host = parts.hostname
+	try:
+		infos = socket.getaddrinfo(
+			host, parts.port or (443 if parts.scheme == "https" else 80), type=socket.SOCK_STREAM
+		)
+	except (socket.gaierror, UnicodeError) as e:
+		reason = getattr(e, "strerror", None) or e
+		raise SourceError(f"{url}: cannot connect: {host} does not resolve ({reason})") from e
+	if allow_private is True or (
+		not isinstance(allow_private, bool) and host.lower() in {h.lower() for h in allow_private}
+	):
+		return
+	for info in infos:
+		address = ipaddress.ip_address(info[4][0].split("%")[0])
+		if not address.is_global:
+			raise SourceError(
+				f"{url}: {host} is a private address ({address}); Lore fetches public addresses only unless"
+				" the site allows private ones (site config lore_sources_allow_private_urls: 1, or a list"
+				" of host names)"
+			)
 
 
 def _reason(error: Exception) -> str:

@@ -645,6 +645,7 @@ def _write_page(source: str, name: str, url: str, headers: dict, timeout: float)
 		last_modified=stored.get("last_modified"),
 		headers=headers,
 		timeout=timeout,
+		allow_private=allowed_private_hosts(),
 	)
 	if page.not_modified and stored:
 		return "unchanged"
@@ -659,6 +660,16 @@ def _write_page(source: str, name: str, url: str, headers: dict, timeout: float)
 		"content_hash": sources.content_hash(title, text),
 	}
 	return write_document(name, title, text, url, metadata)
+
+
+def allowed_private_hosts() -> bool | list[str]:
+	"""Site config `lore_sources_allow_private_urls`: 1 lets URL sources fetch from private addresses
+	(an intranet, loopback), a list of host names lets them fetch from those hosts only; by default
+	only public addresses are fetched."""
+	value = frappe.conf.get("lore_sources_allow_private_urls")
+	if isinstance(value, list | tuple):
+		return [str(h) for h in value]
+	return value in (1, True, "1", "true")
 
 
 def sync_due_sources() -> dict:

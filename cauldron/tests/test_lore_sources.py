@@ -442,6 +442,15 @@ class TestLoreSources(FrappeTestCase):
 	def test_a_url_source_fetches_pages_conditionally(self):
 		pages = Pages()
 		self.addCleanup(pages.close)
+		# loopback is a private address: refused unless the site config names it
+		src = source("URL", {"urls": [f"{pages.base}/kettle"]})
+		counts = sync.sync_source(src.name)
+		self.assertEqual((counts["created"], pages.hits), (0, []))
+		self.assertIn("is a private address", counts["errors"][0])
+		self.assertEqual(frappe.db.get_value(SOURCE, src.name, "sync_status"), "Failed")
+		frappe.local.conf["lore_sources_allow_private_urls"] = ["127.0.0.1"]
+		self.addCleanup(frappe.local.conf.pop, "lore_sources_allow_private_urls", None)
+
 		pages.pages["/kettle"] = (
 			b"<html><head><title>Kettle</title></head><body><p>Boil vinegar.</p></body></html>",
 			'"k1"',
