@@ -218,7 +218,11 @@ def run_forecast(name: str, now: datetime | None = None) -> dict | None:
 		_record(
 			"Synapse Forecast",
 			name,
-			{"status": "failed", "last_error": message, "forecast_date": now_datetime()},
+			{
+				"status": "failed",
+				"last_error": message,
+				"forecast_date": now_datetime().replace(microsecond=0),
+			},
 		)
 		return None
 	data = result.as_dict()
@@ -237,7 +241,7 @@ def run_forecast(name: str, now: datetime | None = None) -> dict | None:
 		{
 			"status": "completed",
 			"last_error": None,
-			"forecast_date": now_datetime(),
+			"forecast_date": now_datetime().replace(microsecond=0),
 			"forecast_data": json.dumps(data),
 			"performance_metrics": json.dumps(result.performance),
 		},
@@ -292,7 +296,7 @@ def run_simulation(name: str, seed: int | None = None) -> dict | None:
 		_record(
 			"Synapse Business Simulation",
 			name,
-			{"status": "failed", "last_error": str(e), "last_run_at": now_datetime()},
+			{"status": "failed", "last_error": str(e), "last_run_at": now_datetime().replace(microsecond=0)},
 		)
 		return None
 	_record(
@@ -301,7 +305,7 @@ def run_simulation(name: str, seed: int | None = None) -> dict | None:
 		{
 			"status": "completed",
 			"last_error": None,
-			"last_run_at": now_datetime(),
+			"last_run_at": now_datetime().replace(microsecond=0),
 			"results": json.dumps(results),
 		},
 	)

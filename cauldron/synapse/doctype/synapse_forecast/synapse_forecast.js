@@ -50,11 +50,14 @@ frappe.ui.form.on("Synapse Forecast", {
 		new frappe.Chart(wrapper[0], {
 			type: "line",
 			data: {
-				labels: points.map((p) =>
-					p.time
-						? frappe.datetime.str_to_user(p.time.slice(0, 19).replace("T", " "))
-						: p.step
-				),
+				labels: points.map((p) => {
+					if (!p.time) return p.step;
+					const moment_ = moment(p.time);
+					// whole days: the date alone
+					return moment_.utc().format("HH:mm:ss") === "00:00:00"
+						? moment_.utc().format("DD MMM")
+						: moment_.format("DD MMM HH:mm");
+				}),
 				datasets,
 			},
 			height: 220,
