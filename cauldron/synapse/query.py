@@ -281,9 +281,13 @@ def _hourly_parts(metric: str, dimensions, start: datetime, end: datetime) -> tu
 	SELECT {raw} FROM synapse.metrics m
 	WHERE m.metric_name = %s AND m.time >= %s AND m.time < %s{raw_filter}
 	UNION ALL
-	SELECT {raw} FROM pending p
-	JOIN synapse.metrics m ON m.time >= p.bucket AND m.time < p.bucket + INTERVAL '1 hour'
-	WHERE m.metric_name = %s{raw_filter}
+	-- hour by hour (LATERAL, OFFSET 0 keeps it from being flattened into a join): as a join, without
+	-- fresh statistics, the planner read every point of the metric to find the few pending hours'
+	SELECT late.* FROM pending p CROSS JOIN LATERAL (
+		SELECT {raw} FROM synapse.metrics m
+		WHERE m.metric_name = %s AND m.time >= p.bucket AND m.time < p.bucket + INTERVAL '1 hour'{raw_filter}
+		OFFSET 0
+	) late
 	"""
 	return query, [
 		full_start,
