@@ -3,7 +3,8 @@
 - `upload(bucket, path, content, upsert, metadata)`: content as base64 text in JSON, or a multipart
   file field `file` (what large files should use: a JSON call is at most 16 MiB); answers the object.
 - `download(bucket, path)`: the content, streamed from its File (Content-Type read from the content
-  when it was uploaded); `last_accessed_at` is updated, never waiting on another writer.
+  when it was uploaded); `last_accessed_at` is updated to the minute (a second download within the
+  minute writes nothing), never waiting on another writer.
 - `list_objects(bucket, prefix, limit, offset)`: the objects and "folders" directly under a prefix, paginated.
 - `move(bucket, from_path, to_path)`, `copy(bucket, from_path, to_path)`, `remove(bucket, paths)`.
 - `create_signed_url(bucket, path, expires_in)`: a URL to `download_signed` that needs no session,
@@ -23,6 +24,7 @@ import base64
 import binascii
 import json
 import mimetypes
+import uuid
 from urllib.parse import urlencode
 
 import frappe
@@ -191,8 +193,9 @@ def _store(
 		}
 	)
 	obj.flags.ignore_permissions = True
-	if not existing:
-		obj.insert()
+	# a new object's name is known before either row is written, so the File is made first and the
+	# object is written once, already pointing at it
+	name = obj.name if existing else str(uuid.uuid4())
 	file = frappe.get_doc(
 		{
 			"doctype": "File",
@@ -200,7 +203,7 @@ def _store(
 			"is_private": 0 if bucket.get("public") else 1,
 			"content": data,
 			"attached_to_doctype": OBJECT,
-			"attached_to_name": obj.name,
+			"attached_to_name": name,
 			# the object's Attach field: Frappe then finds it attached and makes no second File
 			"attached_to_field": "file",
 		}
@@ -208,7 +211,10 @@ def _store(
 	file.flags.ignore_permissions = True
 	file.insert()
 	obj.file = file.file_url
-	obj.save()
+	if existing:
+		obj.save()
+	else:
+		obj.insert(set_name=name)
 	if old_file:
 		_delete_files(obj.name, keep=file.name)
 	return obj
@@ -259,14 +265,18 @@ def _stream(obj: dict, download_name: str) -> Response:
 
 
 def _touch(name: str) -> None:
-	"""last_accessed_at now, unless another request holds the row: a download never waits on a writer."""
+	"""last_accessed_at now, to the minute (a download a minute writes nothing), unless another request
+	holds the row: a download never waits on a writer."""
 	try:
 		frappe.db.sql(
-			"""UPDATE "tabCauldron Storage Object" SET last_accessed_at = %s
-			WHERE name IN (SELECT name FROM "tabCauldron Storage Object" WHERE name = %s FOR UPDATE SKIP LOCKED)""",
-			(now_datetime(), name),
+			"""UPDATE "tabCauldron Storage Object" SET last_accessed_at = %(now)s
+			WHERE name IN (SELECT name FROM "tabCauldron Storage Object" WHERE name = %(name)s
+				AND (last_accessed_at IS NULL OR last_accessed_at < %(now)s - interval '1 minute')
+				FOR UPDATE SKIP LOCKED)""",
+			{"now": now_datetime(), "name": name},
 		)
-		frappe.local.flags.commit = True
+		if frappe.db._cursor.rowcount:
+			frappe.local.flags.commit = True
 	except Exception:  # a concurrent update after this transaction's snapshot: the other one counts
 		frappe.db.rollback()
 

@@ -125,15 +125,23 @@ class TestStorageApi(FrappeTestCase):
 		doc = frappe.get_doc("Cauldron Storage Object", obj["id"])
 		self.assertEqual(doc.path_tokens.splitlines(), ["reports", "2026", "q1.pdf"])
 		self.assertTrue(doc.file.startswith("/private/files/"))
-		before = doc.last_accessed_at
-		time.sleep(1.1)
+		self.assertEqual(len(frappe.get_all("File", filters={"attached_to_name": obj["id"]})), 1)
+		# last accessed two minutes ago: a download moves it to now (to the minute: a second
+		# download within the minute writes nothing)
+		before = frappe.utils.add_to_date(frappe.utils.now_datetime(), minutes=-2)
+		frappe.db.set_value("Cauldron Storage Object", obj["id"], "last_accessed_at", before)
+		frappe.db.commit()
 		got = get(download_path(self.private, "reports/2026/q1.pdf"), self.owner)
 		self.assertEqual(got.status_code, 200)
 		self.assertEqual(got.data, PDF)
 		self.assertEqual(got.headers["Content-Type"], "application/pdf")
 		frappe.db.rollback()
-		self.assertGreater(
-			frappe.db.get_value("Cauldron Storage Object", obj["id"], "last_accessed_at"), before
+		touched = frappe.db.get_value("Cauldron Storage Object", obj["id"], "last_accessed_at")
+		self.assertGreater(touched, frappe.utils.add_to_date(before, minutes=1))
+		get(download_path(self.private, "reports/2026/q1.pdf"), self.owner)
+		frappe.db.rollback()
+		self.assertEqual(
+			frappe.db.get_value("Cauldron Storage Object", obj["id"], "last_accessed_at"), touched
 		)
 
 	def test_multipart_upload(self):
