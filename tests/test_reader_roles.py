@@ -213,3 +213,21 @@ def test_doctor_reports_a_missing_reader_role(two_sites):
 	reach = views.reader_reach(cur, views.reader_role_name(a.name))
 	assert not reach.exists
 	assert str(reach).endswith("does not exist")
+
+
+def test_an_extensions_own_views_are_not_counted_as_reach(two_sites):
+	"""pg_stat_statements, on many DBAs' servers, lets PUBLIC read its views: the extension's design
+	(other roles' statements are hidden from all but superusers), not a reader's reach."""
+	(a, conn), _, _ = two_sites
+	a.create_extension("pg_stat_statements")
+	role = make_reader(a, conn)
+	with conn.cursor() as cur:
+		reach = views.reader_reach(cur, role)
+		cur.execute("SELECT has_table_privilege(%s, 'public.pg_stat_statements', 'SELECT')", (role,))
+		assert cur.fetchone()[0]
+	assert reach.other_relations == () and reach.problems() == []
+	with conn.cursor() as cur:
+		cur.execute("CREATE TABLE public.stray (x int)")
+		cur.execute(sql.SQL("GRANT SELECT ON public.stray TO {}").format(sql.Identifier(role)))
+		assert views.reader_reach(cur, role).other_relations == ("public.stray",)
+	conn.rollback()

@@ -1015,7 +1015,9 @@ def reader_reach(cur, role: str) -> ReaderReach:
 	)
 	readable, total = cur.fetchone()
 	# Beyond the surface: in Cauldron's schemas and Frappe's public tables (not the catalogs, which
-	# every role may read).
+	# every role may read, nor an extension's own views such as pg_stat_statements, whose access is
+	# the extension's: a DBA's server has them, and they show other roles' statements only to
+	# superusers and pg_read_all_stats).
 	cur.execute(
 		"""
 		SELECT format('%%I.%%I', n.nspname, c.relname) FROM pg_class c
@@ -1025,6 +1027,10 @@ def reader_reach(cur, role: str) -> ReaderReach:
 			AND has_schema_privilege(%(role)s, n.oid, 'USAGE')
 			AND has_any_column_privilege(%(role)s, c.oid, 'SELECT')
 			AND NOT (n.nspname || '.' || c.relname) = ANY(%(surface)s)
+			AND NOT EXISTS (
+				SELECT 1 FROM pg_depend d
+				WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e'
+			)
 		ORDER BY 1
 		""",
 		{"role": role, "schemas": [*provision.SCHEMAS, "public"], "surface": surface},
