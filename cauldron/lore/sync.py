@@ -28,7 +28,7 @@ import json
 import frappe
 from frappe import _
 from frappe.model import data_fieldtypes
-from frappe.utils import now_datetime
+from frappe.utils import now_datetime, strip_html_tags
 
 from cauldron import db, params
 from cauldron.lore import extract, sources
@@ -40,6 +40,7 @@ SOURCE_TYPE = "knowledge_source"  # Lore Document's source_type for documents ma
 CACHE_KEY = "cauldron_lore_knowledge_sources"
 SYNC_JOB = "cauldron.lore.sync.sync_source"
 PAGE = 500
+TITLE_CHARS = 140
 MAX_ERRORS = 20
 # DocTypes a DocType source may not read: Lore's own, and those written as a side effect of a write.
 REFUSED_DOCTYPES = frozenset(
@@ -337,11 +338,15 @@ def write_record(source: str, config: dict, record) -> str:
 	doctype, name = config["doctype"], record.get("name")
 	meta = frappe.get_meta(doctype)
 	title_field = meta.title_field if meta.title_field and meta.title_field in config["fields"] else None
-	title = str(record.get(title_field) or "").strip() if title_field else ""
-	title = " ".join((title or str(name)).split())[:500]
+	title = strip_html_tags(str(record.get(title_field) or "")) if title_field else ""
+	title = " ".join((title or str(name)).split())
+	if len(title) > TITLE_CHARS:
+		title = title[: TITLE_CHARS - 1].rstrip() + "…"
+	# a short title field is the heading; a long one (ToDo's description) is the body too
+	short_title = title_field and _kind(meta.get_field(title_field)) == sources.SHORT
 	values = []
 	for fieldname in config["fields"]:
-		if fieldname == title_field:
+		if fieldname == title_field and short_title:
 			continue
 		df = meta.get_field(fieldname)
 		label = _(df.label) if df and df.label else fieldname

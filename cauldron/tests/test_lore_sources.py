@@ -248,6 +248,13 @@ class TestLoreSources(FrappeTestCase):
 			counts = sync.sync_source(src.name, commit=True)
 		self.assertEqual((counts["created"], counts["errors"]), (3, []))
 		self.assertTrue(all(frappe.db.exists("Lore Document", n) for n in names))
+		# ToDo's title field is its description (HTML): the title is its text, the body holds it too
+		first = frappe.db.get_value("Lore Document", names[0], ["title", "content"], as_dict=True)
+		self.assertEqual(first.title, f"Rotate the backup {tag}, batch 0")
+		self.assertEqual(
+			first.content,
+			f"# Rotate the backup {tag}, batch 0\n\nStatus: Open\n\n## Description\n\nRotate the backup {tag}, batch 0",
+		)
 		status = frappe.db.get_value(
 			SOURCE, src.name, ["sync_status", "last_synced_at", "last_error"], as_dict=True
 		)
