@@ -444,6 +444,30 @@ class TestLoreSources(FrappeTestCase):
 		self.assertFalse(frappe.db.exists("Lore Document", name))
 		self.assertEqual(chunks(name), [])
 
+	def test_file_source_documents_are_read_with_the_file(self):
+		src = source("File", {"attached_to_doctype": "Email Group"})
+		group = frappe.get_doc(
+			{"doctype": "Email Group", "title": f"Vendors {frappe.generate_hash(length=6)}"}
+		).insert()
+		word = f"zanzibarite{frappe.generate_hash(length=6)}"
+		file = frappe.get_doc(
+			{
+				"doctype": "File",
+				"file_name": "vendors.txt",
+				"attached_to_doctype": "Email Group",
+				"attached_to_name": group.name,
+				"content": f"Vendor list: {word} supplies the valves.".encode(),
+				"is_private": 1,
+			}
+		).insert(ignore_permissions=True)
+		name = self.document_of(src, "File", file.name)
+		frappe.db.commit()
+		work()
+		# a private file attached to an Email Group: Frappe lets readers of Email Groups read it
+		hits = self.search(self.manager, query=word, mode="keyword", limit=5)
+		self.assertEqual([h["document"] for h in hits], [name])
+		self.assertEqual(self.search(self.editor, query=word, mode="keyword", limit=5), [])
+
 	# --- URL sources ----------------------------------------------------------------------------
 
 	def test_a_url_source_fetches_pages_conditionally(self):
