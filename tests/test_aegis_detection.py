@@ -248,6 +248,36 @@ def test_attempts_spread_wider_than_the_window_are_not_detected(provisioned):
 	assert run.evaluated == 10 and run.detections == []
 
 
+def test_many_groups_of_several_threshold_rules_in_one_batch_count_only_their_own_matches(provisioned):
+	_, conn = provisioned
+	by_ip = rules.compile_rule(
+		"Spray",
+		{
+			"match": {"event_type": "login_failed"},
+			"threshold": {"count": 8, "within": "1h", "group_by": "raw_data.ip"},
+		},
+	)
+	with conn.cursor() as cur:
+		write(cur, 4, raw_data={"user": "a@example.com", "ip": "192.0.2.1"})
+		write(cur, 4, start=NOW - timedelta(hours=1), raw_data={"user": "b@example.com", "ip": "192.0.2.2"})
+		assert detect.evaluate(cur, [brute_force(), by_ip], now=NOW).detections == []
+		conn.commit()
+		later = NOW + timedelta(minutes=3)
+		write(cur, 1, start=later, raw_data={"user": "a@example.com", "ip": "192.0.2.1"})  # a's fifth
+		write(cur, 1, start=later, raw_data={"user": "b@example.com", "ip": "192.0.2.2"})  # b's are too old
+		write(cur, 5, start=later, raw_data={"user": "c@example.com", "ip": "192.0.2.1"})
+		for i in range(50):  # many groups in the batch, none reaching the threshold
+			write(cur, 1, start=later, raw_data={"user": f"u{i}@example.com", "ip": f"198.51.100.{i}"})
+		run = detect.evaluate(cur, [brute_force(), by_ip], now=NOW)
+	found = {(d.rule, d.key): len(d.events) for d in run.detections}
+	# a: 4 earlier + 1; c: 5; the spray from 192.0.2.1: a's 5 and c's 5 (b's IP has 5 in its hour)
+	assert found == {
+		("Brute force", "a@example.com"): 5,
+		("Brute force", "c@example.com"): 5,
+		("Spray", "192.0.2.1"): 10,
+	}
+
+
 def test_an_open_incident_takes_later_matches_within_its_window(provisioned):
 	_, conn = provisioned
 	key = ("Brute force", "victim@example.com")
