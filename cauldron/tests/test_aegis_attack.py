@@ -17,12 +17,13 @@ import frappe
 import requests
 from frappe.tests.test_api import make_request
 from frappe.tests.utils import FrappeTestCase
+from frappe.utils.password import get_decrypted_password
 
 from cauldron import db
 from cauldron.aegis import jobs
 from cauldron.aether import jobs as aether_jobs
 from cauldron.aether.doctype.aether_hitl_approval.aether_hitl_approval import SelfApproval
-from cauldron.tests.factories import CLIENT, drop_user, user_with_roles
+from cauldron.tests.factories import CLIENT, drop_user, make, user_with_roles
 
 BENCH_URL = os.environ.get("BENCH_URL", "http://127.0.0.1:8000")
 VICTIM = "cauldron-aegis-victim@example.com"
@@ -268,23 +269,55 @@ class TestAegisAttack(FrappeTestCase):
 		)
 
 	def test_an_automated_playbook_without_approval_runs_its_steps_at_once(self):
+		definition = make("Aether Agent Definition", agent_name=f"Aegis triage {uuid.uuid4().hex[:6]}")
+		frappe.db.commit()
 		playbook = self.playbook(
 			[
 				{"action": "add_note", "note": "Locked out {key}"},
+				{"action": "revoke_access", "user": "{key}"},
+				{"action": "notify_role", "role": "Agent Operator", "message": "{title} ({severity})"},
+				{
+					"action": "open_agent_task",
+					"agent_definition": definition.agent_name,
+					"task_type": "analysis",
+					"title": "Investigate {incident}",
+					"priority": 2,
+				},
 				{"action": "disable_user", "user": "{key}"},
 				{"action": "disable_user", "user": "Administrator"},
 			],
 			requires_approval=0,
 		)
+		self.assertTrue(frappe.db.get_value("User", VICTIM, "api_key"))
 		self.attack()
 		jobs.detect()
 		(name,) = self.incidents(playbook)
-		self.assertEqual(frappe.db.get_value("User", VICTIM, "enabled"), 0)
 		incident = frappe.get_doc(INCIDENT, name)
 		steps = loaded(incident.response_steps)["steps"]
-		self.assertEqual([s["status"] for s in steps], ["done", "done", "failed"])
-		self.assertIn("never disabled", steps[2]["error"])
+		self.assertEqual([s["status"] for s in steps], ["done"] * 5 + ["failed"])
+		self.assertIn("never disabled", steps[5]["error"])
 		self.assertEqual(frappe.db.get_value("User", "Administrator", "enabled"), 1)
+		self.assertEqual(frappe.db.get_value("User", VICTIM, "enabled"), 0)
+		# revoke_access: no API key, no secret
+		self.assertFalse(frappe.db.get_value("User", VICTIM, "api_key"))
+		self.assertIsNone(get_decrypted_password("User", VICTIM, "api_secret", raise_exception=False))
+		# notify_role: the role's users are told, with the incident
+		note = frappe.db.get_value(
+			"Notification Log",
+			{"for_user": APPROVER, "document_type": INCIDENT, "document_name": name},
+			"subject",
+		)
+		self.assertEqual(note, f"Brute force against {VICTIM} (high)")
+		# open_agent_task: a task for the definition, the incident in its parameters
+		(task,) = frappe.get_all(
+			"Aether Agent Task",
+			filters={"definition": definition.name},
+			fields=["task_name", "task_type", "priority", "parameters"],
+		)
+		self.assertEqual(
+			(task.task_name, task.task_type, task.priority), (f"Investigate {name}", "analysis", 2)
+		)
+		self.assertEqual(loaded(task.parameters)["aegis_incident"], name)
 		texts = [e["text"] for e in loaded(incident.timeline)["entries"]]
 		self.assertIn(f"Locked out {VICTIM}", texts)
-		self.assertEqual(self.audit_steps(name), [(0, "done"), (1, "done"), (2, "failed")])
+		self.assertEqual(self.audit_steps(name), [(i, "done") for i in range(5)] + [(5, "failed")])
