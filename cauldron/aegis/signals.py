@@ -187,7 +187,16 @@ def _user_before_change(doc):
 
 def _user_on_update(doc):
 	before = doc.get_doc_before_save()
-	if before is None:
+	if before is None:  # a new user: the roles it starts with are granted too
+		for role in sorted({r.role for r in doc.get("roles") or []}):
+			severity = "high" if role in PRIVILEGED_ROLES else "medium"
+			emit(
+				"role_granted",
+				severity,
+				f"Role {role} granted to new user {doc.name}",
+				user=doc.name,
+				role=role,
+			)
 		return
 	if bool(before.enabled) != bool(doc.enabled):
 		kind = "user_enabled" if doc.enabled else "user_disabled"

@@ -6,7 +6,7 @@ change leaves no event."""
 import json
 import random
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 
 import frappe
 from frappe.core.doctype.user.user import generate_keys
@@ -42,7 +42,7 @@ class TestAegisSignals(FrappeTestCase):
 		super().tearDownClass()
 
 	def setUp(self):
-		self.since = datetime.now(timezone.utc) - timedelta(seconds=1)
+		self.since = datetime.now(timezone.utc)  # the server runs on this clock too
 
 	def events(self, event_type: str, user: str = USER) -> list[dict]:
 		cur = db.cursor()
@@ -84,6 +84,15 @@ class TestAegisSignals(FrappeTestCase):
 		self.assertEqual(len(self.events("user_disabled")), 1)
 		self.assertEqual(len(self.events("user_enabled")), 1)
 		self.assertEqual(len(self.events("password_changed")), 1)
+
+	def test_a_new_user_s_roles_are_granted_roles(self):
+		email = f"cauldron-aegis-new-{uuid.uuid4().hex[:8]}@example.com"
+		user_with_roles(email, "System Manager", "Security Analyst")
+		frappe.db.commit()
+		granted = [(e["role"], e["severity"]) for e in self.events("role_granted", email)]
+		drop_user(email)
+		frappe.db.commit()
+		self.assertEqual(granted, [("Security Analyst", "medium"), ("System Manager", "high")])
 
 	def test_api_secret_generation_and_a_password_reset_request(self):
 		generate_keys(USER)
