@@ -13,6 +13,7 @@ import pytest
 from conftest import SITE_PASSWORD, SITE_ROLE, drop_database, make_database
 from frappe_tables import create_site_tables
 
+from cauldron.aegis import detect, rules
 from cauldron.lore import ingest
 from cauldron.pg import audit, capabilities, embedded, provision, tables, timeseries, vectors, views
 from cauldron.pg.audit import AuditEvent
@@ -69,8 +70,8 @@ def source(provisioned):
 	)
 	vectors.replace_document_chunks(cur, "DOC-2", [Chunk(0, "no embedding yet", None)])
 	vectors.set_entity_embedding(cur, "ENT-1", unit(384, 5))
-	# a model being built, and the queued work that builds it
-	assert ingest.switch_model(cur, "restore-test-model", 384) == 2
+	# a model being built, and the queued work that builds it: both documents and the entity
+	assert ingest.switch_model(cur, "restore-test-model", 384) == 3
 	timeseries.write_metrics(
 		cur, [(NOW - timedelta(minutes=m), "cpu", m, {"host": "a"}) for m in range(0, 600, 7)]
 	)
@@ -81,6 +82,15 @@ def source(provisioned):
 		"INSERT INTO aegis.security_events (event_time, event_type, source, severity, is_incident)"
 		" VALUES (now(), 'login_failed', 'pytest', 'high', true)"
 	)
+	# evaluated by a threshold rule: its match is counted in aegis.detection_matches
+	rule = rules.compile_rule(
+		"restore",
+		{
+			"match": {"event_type": "login_failed"},
+			"threshold": {"count": 1, "within": "1h", "group_by": "source"},
+		},
+	)
+	assert len(detect.evaluate(cur, [rule]).detections) == 1
 	audit.write_events(
 		cur,
 		[

@@ -311,8 +311,8 @@ def building_model(cur) -> str | None:
 
 def switch_model(cur, model: str, dimension: int) -> int:
 	"""Make `model` the one to build (the site's setting changed); returns how many documents (and
-	Lore Entities, cauldron.lore.graph) were enqueued to be embedded with it. Switching to the active model cancels a build in progress. The
-	chunks of a model whose build is abandoned are deleted."""
+	Lore Entities, cauldron.lore.graph) were enqueued to be embedded with it. Switching to the active
+	model cancels a build in progress. The chunks of a model whose build is abandoned are deleted."""
 	if not isinstance(model, str) or not model:
 		raise IngestError("an embedding model is named by a non-empty text")
 	values.text(model, "model")

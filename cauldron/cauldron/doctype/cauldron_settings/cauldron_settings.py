@@ -120,8 +120,8 @@ class CauldronSettings(Document):
 		if model != active:
 			frappe.msgprint(
 				_(
-					"{0} documents will be embedded with {1} in the background; search answers from the"
-					" current vectors until they are all done."
+					"{0} documents and entities will be embedded with {1} in the background; search"
+					" answers from the current vectors until they are all done."
 				).format(queued, model),
 				title=_("Embedding model changed"),
 				alert=True,
