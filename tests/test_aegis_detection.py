@@ -360,3 +360,24 @@ def test_threat_indicators_are_matched_against_events(provisioned):
 			"SELECT processed_data FROM aegis.security_events WHERE raw_data->>'ip' = '203.0.113.9' LIMIT 1"
 		)
 		assert json.loads(json.dumps(cur.fetchone()[0]))["aegis"]["threats"] == ["Known scanner"]
+
+
+def test_cidr_indicators_find_exactly_the_networks_holding_an_address_in_their_order():
+	import ipaddress
+	import random
+
+	rng = random.Random(5)
+	cidrs = [f"{rng.randrange(1, 223)}.{rng.randrange(256)}.0.0/16" for _ in range(200)]
+	cidrs += ["10.0.0.0/8", "10.1.0.0/16", "10.1.2.0/24", "2001:db8::/32", "2001:db8:1::/48"]
+	threat = rules.compile_indicators("t", {"cidrs": cidrs})
+	addresses = [str(ipaddress.ip_address(rng.getrandbits(32))) for _ in range(3000)]
+	addresses += ["10.1.2.3", "10.9.9.9", "2001:db8:1::7", "2001:db9::1"]
+	for address in addresses:
+		expected = [f"cidr:{net}" for net in threat.networks if ipaddress.ip_address(address) in net]
+		assert threat.matches({"raw_data": {"ip": address}}) == list(dict.fromkeys(expected)), address
+	nested = rules.compile_indicators("n", {"cidrs": ["10.0.0.0/8", "10.1.0.0/16", "10.1.2.0/24"]})
+	assert nested.matches({"raw_data": {"ip": "10.1.2.3"}}) == [
+		"cidr:10.0.0.0/8",
+		"cidr:10.1.0.0/16",
+		"cidr:10.1.2.0/24",
+	]

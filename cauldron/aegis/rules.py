@@ -319,6 +319,30 @@ class Indicators:
 	hashes: frozenset = frozenset()
 	user_agents: tuple = ()
 	severity: str | None = None
+	# (IP version, prefix length) -> {the network's address >> host bits: network}: an address is
+	# looked up once per prefix length in use, not compared with every network
+	by_prefix: tuple = ()
+
+	def __post_init__(self):
+		if self.networks and not self.by_prefix:
+			groups: dict[tuple[int, int], dict[int, object]] = {}
+			for net in self.networks:
+				shift = net.max_prefixlen - net.prefixlen
+				groups.setdefault((net.version, net.prefixlen), {}).setdefault(
+					int(net.network_address) >> shift, net
+				)
+			object.__setattr__(self, "by_prefix", tuple(groups.items()))
+
+	def _networks_of(self, address) -> list:
+		found = []
+		for (version, prefix), nets in self.by_prefix:
+			if address.version == version:
+				net = nets.get(int(address) >> (address.max_prefixlen - prefix))
+				if net is not None:
+					found.append(net)
+		if len(found) > 1:
+			found.sort(key=self.networks.index)  # as listed
+		return found
 
 	def __bool__(self) -> bool:
 		return bool(self.ips or self.networks or self.domains or self.hashes or self.user_agents)
@@ -334,7 +358,7 @@ class Indicators:
 			if address in self.ips:
 				found.append(f"ip:{address}")
 			else:
-				found.extend(f"cidr:{net}" for net in self.networks if address in net)
+				found.extend(f"cidr:{net}" for net in self._networks_of(address))
 		if self.domains:
 			hosts = [raw.get(k) for k in DOMAIN_KEYS if isinstance(raw.get(k), str)]
 			if isinstance(raw.get("url"), str):
