@@ -63,7 +63,7 @@ function browser_html(frm, data, offset) {
 			return `<tr>
 				<td><a href="${href}" target="_blank">${frappe.utils.icon("file", "sm")} ${name}</a></td>
 				<td class="text-muted">${frappe.utils.escape_html(item.mime_type || "")}</td>
-				<td class="text-muted text-right">${frappe.form.formatters.Int(item.size || 0)} B</td>
+				<td class="text-muted text-right">${format_number(item.size || 0, null, 0)} B</td>
 				<td class="text-right">
 					<a class="storage-open" data-id="${item.id}">${__("Details")}</a> ·
 					<a class="storage-delete text-danger" data-path="${encodeURIComponent(item.path)}">${__(
