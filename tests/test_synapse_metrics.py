@@ -122,7 +122,10 @@ def test_sql_runs_as_the_reader_role_and_returns_its_number(site):
 		("SELECT 1 INTO scratch", "must not be SELECT INTO"),
 		("SELECT count(*) FROM synapse.metrics FOR UPDATE", "must not lock rows"),
 		("SELECT set_config('role', 'none', true)::int", "must not call set_config()"),
-		("SELECT count(*) FROM (SELECT nextval('command.ddl_ledger_id_seq')) s", "permission denied for schema command"),
+		(
+			"SELECT count(*) FROM (SELECT nextval('command.ddl_ledger_id_seq')) s",
+			"permission denied for schema command",
+		),
 		# too long
 		("SELECT count(*) FROM pg_sleep(3)", "took longer than 0.5 s"),
 		# no number
