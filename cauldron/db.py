@@ -72,3 +72,30 @@ def settings(doc=None) -> provision.Settings:
 			"core.audit_log": doc.audit_retention_days or None,
 		},
 	)
+
+
+def wake_after_commit(method: str, job_id: str, queue: str = "default", timeout: int | None = None) -> None:
+	"""Wake the worker job `method` once the current transaction commits: once per transaction, and
+	not at all while the same job is already queued. The work itself waits in Postgres (the durable
+	queue, cauldron.pg.queue): without Redis, or if the job is lost, the scheduler's own run finds it."""
+	woken = frappe.local.flags.setdefault("cauldron_woken", set())
+	if job_id in woken:
+		return
+	woken.add(job_id)
+
+	def forget():
+		woken.discard(job_id)
+
+	frappe.db.after_commit.add(forget)
+	frappe.db.after_rollback.add(forget)
+	try:
+		frappe.enqueue(
+			method,
+			queue=queue,
+			timeout=timeout,
+			enqueue_after_commit=True,
+			job_id=job_id,
+			deduplicate=True,
+		)
+	except Exception:
+		frappe.log_error(title=f"Cauldron: could not wake {method} (its scheduled run will take the work)")

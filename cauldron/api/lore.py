@@ -176,27 +176,8 @@ def load_document(_cur, name: str, _payload: dict):
 
 
 def wake_worker() -> None:
-	"""Wake the worker once the current transaction commits (once per transaction; a job already
-	queued is not queued again). Postgres holds the work: without Redis the minute job finds it."""
-	if frappe.flags.cauldron_lore_wake:
-		return
-	frappe.flags.cauldron_lore_wake = True
-
-	def reset():
-		frappe.flags.cauldron_lore_wake = False
-
-	frappe.db.after_commit.add(reset)
-	frappe.db.after_rollback.add(reset)
-	try:
-		frappe.enqueue(
-			WORKER,
-			queue="default",
-			enqueue_after_commit=True,
-			job_id=WORKER_JOB_ID,
-			deduplicate=True,
-		)
-	except Exception:
-		frappe.log_error(title="Lore: could not wake the embedding worker (the minute job will run it)")
+	"""Wake the embedding worker once the current transaction commits (cauldron.db.wake_after_commit)."""
+	db.wake_after_commit(WORKER, WORKER_JOB_ID)
 
 
 def enqueue_documents(names) -> int:

@@ -121,27 +121,8 @@ def request_run(kind: str, name: str, payload: dict | None = None) -> None:
 
 
 def wake_worker() -> None:
-	if frappe.flags.cauldron_synapse_wake:
-		return
-	frappe.flags.cauldron_synapse_wake = True
-
-	def reset():
-		frappe.flags.cauldron_synapse_wake = False
-
-	frappe.db.after_commit.add(reset)
-	frappe.db.after_rollback.add(reset)
-	try:
-		frappe.enqueue(
-			WORKER,
-			queue="long",
-			timeout=1800,
-			enqueue_after_commit=True,
-			job_id=WORKER_JOB_ID,
-			deduplicate=True,
-		)
-	except Exception:
-		# No Redis: the queue holds the work and the minute job takes it.
-		frappe.log_error(title="Synapse runs: worker not woken")
+	"""Wake the forecast and simulation worker once the current transaction commits."""
+	db.wake_after_commit(WORKER, WORKER_JOB_ID, queue="long", timeout=1800)
 
 
 def work(seconds: float = WORKER_SECONDS) -> int:
