@@ -20,10 +20,14 @@ from frappe import _
 
 from cauldron import db, params
 from cauldron.aegis import ingest as engine
-from cauldron.aegis import vulns
+from cauldron.aegis import response, vulns
+from cauldron.api.aether import Conflict
 
 WRITER_ROLES = ("Security Analyst", "System Manager")
 VULNERABILITY = "Aegis Vulnerability"
+INCIDENT = "Aegis Security Incident"
+APPROVAL = "Aether HITL Approval"
+DECISIONS = {"approve": "approved", "reject": "rejected"}
 
 
 @frappe.whitelist(methods=["POST"])
@@ -205,4 +209,44 @@ def overview(days=7) -> dict:
 		"top_sources": sources,
 		"top_users": users,
 		"latest_incidents": incidents,
+	}
+
+
+@frappe.whitelist(methods=["POST"])
+@params.checked(names=("incident", "approval"))
+def respond_step(incident=None, approval=None, decision=None, notes=None) -> dict:
+	"""Approve or reject the Aether HITL Approval a step of `incident` waits for: what a Security
+	Analyst does from the incident's form (Aether's own approvals are Agent Operators'). The step runs
+	(approved) or is skipped (rejected) at once; whoever asked for the approval still cannot approve."""
+	if set(WRITER_ROLES).isdisjoint(frappe.get_roles()):
+		raise frappe.PermissionError(
+			_("Answering a playbook step needs one of the roles {0}").format(", ".join(WRITER_ROLES))
+		)
+	if (
+		not isinstance(incident, str)
+		or not frappe.db.exists(INCIDENT, incident)
+		or not frappe.has_permission(INCIDENT, "read", incident)
+	):
+		frappe.throw(_("There is no security incident {0}").format(incident), frappe.DoesNotExistError)
+	if decision not in DECISIONS:
+		frappe.throw(_("decision must be approve or reject"), params.InvalidParameter)
+	if notes is not None and not isinstance(notes, str):
+		frappe.throw(_("notes must be text"), params.InvalidParameter)
+	steps = response._steps(frappe.get_doc(INCIDENT, incident)).get("steps") or []
+	if not any(s.get("approval") == approval and s.get("status") == "waiting_approval" for s in steps):
+		frappe.throw(_("No step of incident {0} waits for approval {1}").format(incident, approval), Conflict)
+	doc = frappe.get_doc(APPROVAL, approval)
+	if doc.status != "pending":
+		frappe.throw(_("This approval is {0} already.").format(_(doc.status)), Conflict)
+	doc.status = DECISIONS[decision]
+	if notes is not None:
+		doc.notes = notes
+	doc.flags.ignore_permissions = True
+	doc.save()  # its on_update runs or skips the step (cauldron.aegis.response.approval_changed)
+	state = response._steps(frappe.get_doc(INCIDENT, incident))
+	return {
+		"incident": incident,
+		"approval": approval,
+		"status": doc.status,
+		"steps": state.get("steps") or [],
 	}

@@ -28,6 +28,7 @@ from cauldron.tests.factories import CLIENT, drop_user, make, user_with_roles
 BENCH_URL = os.environ.get("BENCH_URL", "http://127.0.0.1:8000")
 VICTIM = "cauldron-aegis-victim@example.com"
 APPROVER = "cauldron-aegis-approver@example.com"
+ANALYST = "cauldron-aegis-analyst@example.com"
 INCIDENT = "Aegis Security Incident"
 ATTEMPTS = 30
 
@@ -79,6 +80,7 @@ class TestAegisAttack(FrappeTestCase):
 		user_with_roles(VICTIM, "Security Analyst")
 		frappe.db.set_value("User", VICTIM, "enabled", 1)
 		cls.approver = user_with_roles(APPROVER, "Agent Operator")
+		cls.analyst = user_with_roles(ANALYST, "Security Analyst")
 		frappe.db.commit()
 		jobs.detect()  # events from before this test are evaluated before its playbooks exist
 
@@ -86,6 +88,7 @@ class TestAegisAttack(FrappeTestCase):
 	def tearDownClass(cls):
 		drop_user(VICTIM)
 		drop_user(APPROVER)
+		drop_user(ANALYST)
 		frappe.db.commit()
 		super().tearDownClass()
 
@@ -233,6 +236,53 @@ class TestAegisAttack(FrappeTestCase):
 			(by["step_waiting_approval"], by["approved"], by["step_done"]),
 			("Administrator", APPROVER, APPROVER),
 		)
+
+	def test_a_security_analyst_answers_a_step_from_the_incident(self):
+		playbook = self.playbook(
+			[
+				{"action": "add_note", "note": "Brute force against {key} reviewed"},
+				{"action": "disable_user", "user": "{key}"},
+			]
+		)
+		self.attack()
+		jobs.detect()
+		(name,) = self.incidents(playbook)
+		first, second = loaded(frappe.db.get_value(INCIDENT, name, "response_steps"))["steps"]
+		path = "/api/method/cauldron.api.aegis.respond_step"
+
+		def answer(token, approval, decision="approve", incident=name):
+			return self.http.post(
+				path,
+				json_body={
+					"incident": incident,
+					"approval": approval,
+					"decision": decision,
+					"notes": "checked",
+				},
+				headers={"Authorization": f"token {token}"},
+			)
+
+		# an Agent Operator is not a security analyst; a wrong decision or approval is refused
+		self.assertEqual(answer(self.approver, first["approval"]).status_code, 403)
+		self.assertEqual(answer(self.analyst, first["approval"], "maybe").status_code, 417)
+		self.assertEqual(answer(self.analyst, "no-such-approval").status_code, 409)
+		self.assertEqual(
+			answer(self.analyst, first["approval"], incident="no-such-incident").status_code, 404
+		)
+		self.assertEqual(answer(self.analyst, first["approval"]).status_code, 200)
+		frappe.db.rollback()
+		first, second = loaded(frappe.db.get_value(INCIDENT, name, "response_steps"))["steps"]
+		self.assertEqual((first["status"], second["status"]), ("done", "waiting_approval"))
+		self.assertEqual(
+			frappe.db.get_value("Aether HITL Approval", first["approval"], "responded_by"), ANALYST
+		)
+		# answered already: a second answer is a conflict; the next step is rejected, the user stays
+		self.assertEqual(answer(self.analyst, first["approval"]).status_code, 409)
+		self.assertEqual(answer(self.analyst, second["approval"], "reject").status_code, 200)
+		frappe.db.rollback()
+		self.assertEqual(frappe.db.get_value("User", VICTIM, "enabled"), 1)
+		steps = loaded(frappe.db.get_value(INCIDENT, name, "response_steps"))["steps"]
+		self.assertEqual([s["status"] for s in steps], ["done", "skipped"])
 
 	def test_a_rejected_step_is_skipped_and_the_next_one_asks_for_its_approval(self):
 		playbook = self.playbook(
