@@ -354,16 +354,18 @@ def _embed_query(cur, query: str) -> list[float]:
 
 
 def _named(hits: list[dict]) -> list[dict]:
-	titles = dict(
+	found = (
 		frappe.get_all(
 			DOCTYPE,
 			filters={"name": ("in", sorted({h["document_id"] for h in hits}))},
-			fields=["name", "title"],
+			fields=["name", "title", "source_url"],
 			as_list=True,
 		)
 		if hits
 		else []
 	)
+	titles = {name: title for name, title, _url in found}
+	sources = {name: url for name, _title, url in found}
 	entities = _document_entities(sorted({h["document_id"] for h in hits}))
 	return [
 		{
@@ -372,6 +374,8 @@ def _named(hits: list[dict]) -> list[dict]:
 			"document": hit["document_id"],
 			"title": titles.get(hit["document_id"]),
 			"url": f"/app/lore-document/{hit['document_id']}",
+			# the record, file or page a knowledge source read the document from
+			"source_url": sources.get(hit["document_id"]) or None,
 			"distance": hit.get("vector_distance"),
 			"entities": entities.get(hit["document_id"], []),
 		}

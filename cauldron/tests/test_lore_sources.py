@@ -333,6 +333,7 @@ class TestLoreSources(FrappeTestCase):
 		(hit,) = self.search(self.editor, query="spectrometer", mode="keyword", limit=1)
 		self.assertEqual(hit["document"], docs["mine"])
 		self.assertEqual((hit["metadata"]["source"], hit["metadata"]["doctype"]), (src.name, "ToDo"))
+		self.assertEqual(hit["source_url"], f"/app/todo/{mine.name}")  # the hit opens its record
 		hits = self.search(
 			self.manager, query="spectrometer", mode="keyword", limit=5, doctypes=["Email Group"]
 		)

@@ -130,7 +130,11 @@ class LoreSearch {
 						<a class="lore-hit-title bold" href="${esc(hit.url)}">${i + 1}. ${esc(hit.title || hit.document)}</a>
 						<span class="text-muted small">${parts.join(" · ")} · ${__("score")} ${Number(hit.score).toFixed(4)}</span>
 					</div>
-					<div class="text-muted small">${where.join(" · ")}</div>
+					<div class="text-muted small">${where.join(" · ")}${
+						hit.source_url
+							? ` · <a href="${esc(hit.source_url)}" target="_blank" rel="noopener">${__("open the source")}</a>`
+							: ""
+					}</div>
 					<div class="lore-hit-passage" style="margin-top: 4px">${passage}</div>
 					${entities ? `<div class="lore-hit-entities">${entities}</div>` : ""}
 				</div>`;
