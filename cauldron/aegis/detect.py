@@ -46,8 +46,16 @@ CREATE INDEX IF NOT EXISTS idx_security_events_unevaluated
 	ON aegis.security_events (created_at, id) WHERE processed_data IS NULL"""
 
 
+# A user's successful logins by IP: "a login from an IP never seen for this user" looks there
+# (cauldron.aegis.signals), at every login, however many events are kept.
+LOGIN_INDEX_DDL = """
+CREATE INDEX IF NOT EXISTS idx_security_events_login_user
+	ON aegis.security_events ((raw_data->>'user'), (raw_data->>'ip'))
+	WHERE event_type = 'login_success'"""
+
+
 def steps() -> list[Step]:
-	return [Step("aegis:detection", DDL)]
+	return [Step("aegis:detection", DDL), Step("aegis:login_index", LOGIN_INDEX_DDL)]
 
 
 @dataclass
