@@ -97,6 +97,31 @@ class TestAetherRuntime(FrappeTestCase):
 		self.assertIn("is completed, not running", messages(again))
 		self.assertEqual(self.status(low)[0], "ready")
 
+	def test_a_user_permission_binds_an_agents_user_to_its_own_instances(self):
+		"""Frappe's own mechanism: a User Permission on Aether Agent Instance limits an agent's user
+		(and so its API key, over REST and MCP) to the instances it names."""
+		other = make("Aether Agent Instance", definition=self.definition).name
+		task = self.task()
+		permission = frappe.get_doc(
+			{
+				"doctype": "User Permission",
+				"user": OUTSIDER,
+				"allow": "Aether Agent Instance",
+				"for_value": other,
+			}
+		).insert(ignore_permissions=True)
+		frappe.db.commit()
+		try:
+			refused = self.call("claim", self.outsider, instance=self.instance, task_types=["monitoring"])
+			self.assertEqual(refused.status_code, 403, refused.data[:500])
+			self.assertEqual(self.status(task), ("ready", None, 0))
+			allowed = self.call("claim", self.outsider, instance=other, task_types=["monitoring"])
+			self.assertEqual(allowed.status_code, 200, allowed.data[:500])
+			self.assertEqual([t["name"] for t in allowed.json["message"]], [task])
+		finally:
+			frappe.delete_doc("User Permission", permission.name, ignore_permissions=True)
+			frappe.db.commit()
+
 	def test_a_failure_is_retried_after_a_backoff_then_fails_for_good(self):
 		task = self.task(max_attempts=2)
 		self.assertEqual(len(self.call("claim", instance=self.instance).json["message"]), 1)
