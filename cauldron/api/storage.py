@@ -430,10 +430,11 @@ def create_signed_url(bucket=None, path=None, expires_in=3600) -> dict:
 
 
 def _secret() -> str:
-	secret = frappe.local.conf.get("encryption_key") or frappe.local.conf.get("secret")
-	if not secret:
-		frappe.throw(_("The site has no encryption_key to sign URLs with"))
-	return secret
+	"""The site's encryption_key (made and kept in site_config.json on first use, as Frappe does for
+	Password fields): signed URLs of one site are worthless on another."""
+	from frappe.utils.password import get_encryption_key
+
+	return get_encryption_key()
 
 
 @frappe.whitelist(allow_guest=True, methods=["GET"])
