@@ -177,8 +177,9 @@ def check_content(head: bytes, name: str, size: int, allowed: list[str], max_byt
 
 
 def _compatible(claimed: str, actual: str) -> bool:
-	# the same format under two names (image/jpg vs image/jpeg, zip-based Office files, x- prefixes)
-	if claimed.replace("/x-", "/") == actual.replace("/x-", "/"):
+	# the same format under two names (image/jpg vs image/jpeg, zip-based Office files, x- prefixes);
+	# a name that claims only "some binary" (.bin) claims nothing
+	if claimed == "application/octet-stream" or claimed.replace("/x-", "/") == actual.replace("/x-", "/"):
 		return True
 	office = ("application/vnd.openxmlformats", "application/vnd.oasis.opendocument", "application/epub")
 	return actual == "application/zip" and claimed.startswith(office)
