@@ -59,11 +59,12 @@ class TaskBoard {
 	}
 
 	load() {
+		// only the filters that are set: an empty one is no filter (and no document name)
+		const args = {};
+		if (this.definition.get_value()) args.definition = this.definition.get_value();
+		if (this.task_type.get_value()) args.task_type = this.task_type.get_value();
 		frappe
-			.call("cauldron.api.aether.board", {
-				definition: this.definition.get_value() || null,
-				task_type: this.task_type.get_value() || null,
-			})
+			.call("cauldron.api.aether.board", args)
 			.then((r) => this.render(r.message));
 	}
 
